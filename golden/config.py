@@ -59,6 +59,10 @@ class NetConfig:
     Learning
       lam         decay of the presynaptic traces (e-prop zbar, OTTT a_hat);
                   None -> alpha (the exact value for e-prop / OTTT).
+      lam_out     decay of the readout's presynaptic trace ybar used by the online
+                  rules' readout gradient sum_t err[t] (x) ybar[t]; None -> kappa
+                  (exact).  The hardware (golden/SPEC.md) uses its hidden trace,
+                  i.e. lam_out = lam.  BPTT ignores it (always exact).
       rule        'bptt' | 'eprop' | 'ottt' | 'otpe_approx' | 'otpe'
       feedback    'symmetric' (transposed forward weights) | 'random' (fixed
                   random matrices B_l with the shapes of the forward weights)
@@ -87,6 +91,7 @@ class NetConfig:
     surrogate_height: float = 1.0
     b_th: float | None = None
     lam: float | None = None
+    lam_out: float | None = None
     rule: str = "ottt"
     feedback: str = "symmetric"
     loss: str = "mse"
@@ -147,6 +152,10 @@ class NetConfig:
             object.__setattr__(self, "lam", self.alpha)
         elif not _is_real(self.lam) or not (0.0 <= self.lam < 1.0):
             err(f"lam must be None or in [0, 1), not {self.lam!r}")
+        if self.lam_out is None:
+            object.__setattr__(self, "lam_out", self.kappa)
+        elif not _is_real(self.lam_out) or not (0.0 <= self.lam_out < 1.0):
+            err(f"lam_out must be None or in [0, 1), not {self.lam_out!r}")
         if self.rule not in RULES:
             err(f"rule must be one of {RULES}, not {self.rule!r}")
         if self.feedback not in FEEDBACKS:
@@ -176,8 +185,11 @@ class NetConfig:
         return (self.n_in, *self.n_hidden, self.n_out)
 
     def replace(self, **kw) -> "NetConfig":
-        """Copy with some fields changed (re-validated).  lam follows alpha
-        unless lam is given explicitly or was set to a value != alpha."""
+        """Copy with some fields changed (re-validated).  lam follows alpha (and
+        lam_out follows kappa) unless given explicitly or previously set to a
+        different value."""
         if "alpha" in kw and "lam" not in kw and self.lam == self.alpha:
             kw["lam"] = None
+        if "kappa" in kw and "lam_out" not in kw and self.lam_out == self.kappa:
+            kw["lam_out"] = None
         return replace(self, **kw)

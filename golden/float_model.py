@@ -48,7 +48,7 @@ back to layer l; it has the shape of the forward weight leaving layer l):
     random   : M_l = B{l} (feedback alignment; a fixed random matrix per layer)
 
 Traces: every presynaptic trace decays with the leak of the *postsynaptic* unit:
-hidden synapses use lam (default alpha), readout synapses use kappa.
+hidden synapses use lam (default alpha), readout synapses use lam_out (default kappa).
 """
 from __future__ import annotations
 
@@ -295,9 +295,10 @@ def loss_and_error(cfg: NetConfig, Y: np.ndarray, labels: np.ndarray):
 # learning rules (all time-major; grads summed over t and over the batch)
 # ----------------------------------------------------------------------------
 def _readout_grad(cfg, rec, err):
-    """dL/dWout = sum_t err[t] (x) ybar[t], ybar = kappa*ybar + s_{L-1}: exact for every
-    rule (the readout is linear in its weights)."""
-    ybar = leaky_filter(rec["s"][-1], cfg.kappa)
+    """dL/dWout = sum_t err[t] (x) ybar[t], ybar = lam_out*ybar + s_{L-1}: exact for
+    the default lam_out = kappa (the readout is linear in its weights); the hardware
+    uses lam_out = lam (its hidden-spike trace)."""
+    ybar = leaky_filter(rec["s"][-1], cfg.lam_out)
     return _outer_sum(err, ybar)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from golden import float_model as fm
 from golden.config import NetConfig
-from golden.train import Optimizer, evaluate, train
+from golden.train import Optimizer, evaluate, train, train_sample_stepwise
 
 RULES = ["bptt", "eprop", "ottt", "otpe_approx", "otpe"]
 
@@ -36,6 +36,7 @@ def t_randman_like(rng, n, T, n_in):
     (dict(alpha=1.0), r"alpha must be in \[0, 1\)"),
     (dict(kappa=-0.1), r"kappa must be in \[0, 1\)"),
     (dict(lam=1.0), r"lam must be None or in \[0, 1\)"),
+    (dict(lam_out=-0.5), r"lam_out must be None or in \[0, 1\)"),
     (dict(theta=0.0), "theta must be a positive number"),
     (dict(p=0.0), r"p must be in \(0, 1\]"),
     (dict(p=1.2), r"p must be in \(0, 1\]"),
@@ -74,6 +75,7 @@ def test_config_defaults_and_normalisation():
     assert hash(cfg) == hash(NetConfig(alpha=0.8, n_hidden=(5, 6)))
     assert cfg.replace(alpha=0.7).lam == 0.7          # lam follows alpha ...
     assert cfg.replace(lam=0.5).replace(alpha=0.7).lam == 0.5   # ... unless set
+    assert cfg.lam_out == cfg.kappa and cfg.replace(kappa=0.5).lam_out == 0.5
     with pytest.raises(Exception):
         cfg.alpha = 0.5  # frozen
 
@@ -627,3 +629,48 @@ def test_adamax_step():
     opt.step(P, {"a": np.array([2.0, -0.5])})
     # first step: m = 0.1 g, u = |g|, m_hat = g -> W -= lr * sign(g)
     np.testing.assert_allclose(P["a"], [0.9, 1.1], rtol=1e-6)
+
+
+class _Recorder:
+    """Optimizer stand-in that records the per-step gradients without applying them."""
+
+    def __init__(self):
+        self.total = {}
+        self.calls = 0
+
+    def step(self, params, grads):
+        self.calls += 1
+        for k, g in grads.items():
+            self.total[k] = self.total.get(k, 0) + g
+
+
+@pytest.mark.parametrize("rule", ["eprop", "ottt", "otpe_approx", "otpe"])
+@pytest.mark.parametrize("recurrent, feedback", [(False, "symmetric"), (True, "random")])
+def test_stepwise_updates_sum_to_sample_gradient(rule, recurrent, feedback):
+    cfg = NetConfig(n_in=7, n_hidden=(9, 5), n_out=3, recurrent=recurrent, feedback=feedback,
+                    rule=rule, w_scale=3.0, alpha=0.85, lam=0.8, kappa=0.9, lam_out=0.7,
+                    loss="ce", p=0.8, seed=12)
+    params = fm.init_params(cfg)
+    x = rand_spikes(np.random.default_rng(8), (25, 7), 0.3)
+    rec = _Recorder()
+    pred, loss = train_sample_stepwise(cfg, params, x, 1, rec)
+    g, aux = fm.gradients(cfg, params, x, 1, return_aux=True)
+    assert rec.calls == 25 and pred == aux["pred"] and loss == pytest.approx(aux["loss"][0])
+    assert set(rec.total) == set(g)
+    for k in g:
+        np.testing.assert_allclose(rec.total[k], g[k], rtol=1e-10, atol=1e-13, err_msg=k)
+
+
+def test_stepwise_training_close_to_sample_training_for_small_lr():
+    X, y = _toy_task(n=20)
+    cfg = NetConfig(n_in=12, n_hidden=(16,), n_out=3, rule="ottt", lr=1e-4, w_scale=3.0,
+                    lam_out=0.9)
+    p_s, _ = train(cfg, X, y, update="sample", shuffle=False)
+    p_t, _ = train(cfg, X, y, update="step", shuffle=False)
+    p0 = fm.init_params(cfg)
+    for k in p0:
+        d_s, d_t = p_s[k] - p0[k], p_t[k] - p0[k]
+        assert np.abs(d_s).max() > 0
+        assert np.abs(d_t - d_s).max() < 0.05 * np.abs(d_s).max()
+    with pytest.raises(ValueError):
+        train(cfg.replace(rule="bptt"), X, y, update="step")
