@@ -356,6 +356,22 @@ class FixedCore:
             self.step(np.flatnonzero(row))
         return self.end_sample()
 
+    def memory_bits(self) -> dict:
+        """On-chip storage in bits, from the arrays this model actually holds now.
+
+        Each array's element count times its hardware width (SPEC.md section 2). Nothing here
+        is sized by the number of time steps, so running longer samples leaves it unchanged.
+        """
+        p = self.p
+        widths = {"w": p.w_bits, "w_out": p.w_bits, "b": p.w_bits, "v": p.v_bits, "s": 1,
+                  "a_in": p.tr_bits, "a_hid": p.tr_bits, "y": p.y_bits,
+                  "score": p.score_bits}
+        bits = {name: int(getattr(self, name).size) * width for name, width in widths.items()}
+        bits["acc"] = p.n_hid * p.acc_bits
+        bits["rng"] = 32 * (len(self.rng_hid.states) + len(self.rng_out.states))
+        bits["total"] = sum(bits.values())
+        return bits
+
     def rng_states(self) -> list[int]:
         """Hidden-lane then readout generator states, as the hardware registers hold them."""
         return ([self.rng_hid.current_state(lane) for lane in range(self.p.lanes)]

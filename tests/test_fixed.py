@@ -179,3 +179,17 @@ def test_random_feedback_uses_b_matrix():
         core.run_sample(raster, 0, True)
         out[fb] = core.w - w
     assert (np.sign(out[0]) == -np.sign(out[1]))[out[0] != 0].mean() > 0.9
+
+
+def test_memory_does_not_grow_with_sequence_length():
+    p = FixedParams(n_in=10, n_hid=8, n_out=3, recurrent=True)
+    rng = np.random.default_rng(0)
+    sizes = []
+    for steps in (50, 5000):
+        core = FixedCore(p, FixedHyper(b_th=40))
+        core.load_weights(*init_weights(p, 0))
+        core.run_sample((rng.random((steps, p.n_in)) < 0.1).astype(np.uint8), 0, True)
+        assert core.counters.steps == steps
+        sizes.append(core.memory_bits())
+    assert sizes[0] == sizes[1]
+    assert sizes[0]["w"] == p.n_hid * p.n_pre * p.w_bits
