@@ -19,10 +19,33 @@ from .config import NetConfig
 from .data import make_randman
 from .train import evaluate, train
 
-# hyper-parameters that train T-Randman well online (see the report in the commit log)
+# hyper-parameters that train T-Randman well online (1 hidden layer, batch 1, SGD):
+# ~99% test accuracy after 1000-2000 samples, also with per-step updates
 BENCH_CFG = dict(n_in=50, n_out=10, rule="ottt", loss="mse", surrogate="triangle",
-                 alpha=0.9, kappa=0.9, theta=1.0, target=1.0, lr=3e-3, w_scale=3.0,
+                 alpha=0.95, kappa=0.9, theta=1.0, target=1.0, lr=3e-3, w_scale=2.0,
                  w_out_scale=1.0, seed=0)
+
+
+def cosine_to_bptt(X, y, n_samples=20, **kw):
+    """Mean per-layer cosine similarity of each rule's gradient to BPTT's on a
+    2-hidden-layer (128, 128) net at initialisation, over n_samples samples."""
+    from . import float_model as fm
+    base = dict(n_in=X.shape[-1], n_hidden=(128, 128), n_out=10, loss="ce", w_scale=2.0,
+                rule="bptt", seed=0)
+    base.update(kw)
+    cfg = NetConfig(**base)
+    params = fm.init_params(cfg)
+    out = {}
+    gb = [fm.gradients(cfg, params, X[i], y[i]) for i in range(n_samples)]
+    for rule in ("eprop", "ottt", "otpe_approx", "otpe"):
+        c = cfg.replace(rule=rule)
+        cos = {k: [] for k in ("W0", "W1", "Wout")}
+        for i in range(n_samples):
+            g = fm.gradients(c, params, X[i], y[i])
+            for k in cos:
+                cos[k].append(fm.cosine(g[k], gb[i][k]))
+        out[rule] = {k: round(float(np.mean(v)), 3) for k, v in cos.items()}
+    return out
 
 
 def main(argv=None):
@@ -58,6 +81,14 @@ def main(argv=None):
         res[f"eval_s_{update}"] = round(time.perf_counter() - t1, 3)
     res["target_s"] = 30.0
     res["ok"] = res["train_sample_s"] < 30.0
+    t0 = time.perf_counter()
+    res["cosine_to_bptt"] = {
+        "triangle_alpha0.95_kappa0.9": cosine_to_bptt(Xte, yte, alpha=0.95, kappa=0.9),
+        "fast_sigmoid25_lambda0.9526": cosine_to_bptt(
+            Xte, yte, surrogate="fast_sigmoid", surrogate_slope=25.0, alpha=0.9526,
+            kappa=0.9526),
+    }
+    res["cosine_s"] = round(time.perf_counter() - t0, 2)
     print(json.dumps(res, indent=1))
     return res
 

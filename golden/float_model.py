@@ -79,10 +79,9 @@ def _masks_cached(cfg: NetConfig):
     sizes = cfg.layer_sizes
     for l in range(cfg.n_layers):
         n_post, n_pre = sizes[l + 1], sizes[l]
-        m = (rng.random((n_post, n_pre)) < cfg.p) if cfg.p < 1 else np.ones((n_post, n_pre), bool)
-        masks[f"W{l}"] = m
+        masks[f"W{l}"] = rng.random((n_post, n_pre)) < cfg.p      # all True for p = 1
         if cfg.recurrent:
-            r = (rng.random((n_post, n_post)) < cfg.p) if cfg.p < 1 else np.ones((n_post, n_post), bool)
+            r = rng.random((n_post, n_post)) < cfg.p
             np.fill_diagonal(r, False)
             masks[f"R{l}"] = r
     for m in masks.values():
