@@ -1,0 +1,65 @@
+"""Fixed-point helpers shared by the gateware blocks (saturation, shapes).
+
+All helpers build Amaranth expressions; they mirror ``golden.fixed.sat`` / ``usat``.
+"""
+
+from amaranth.hdl import Const, Mux, Shape, Value, signed, unsigned
+
+
+def sat(value, bits: int) -> Value:
+    """Clamp a (signed or unsigned) expression to the signed ``bits``-bit range."""
+    value = Value.cast(value)
+    shape = value.shape()
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if shape.signed and shape.width <= bits:
+        return value
+    if not shape.signed and shape.width < bits:
+        return value
+    inner = value[:bits].as_signed()
+    result = Mux(value > hi, Const(hi, signed(bits)), inner)
+    if shape.signed:
+        result = Mux(value < lo, Const(lo, signed(bits)), result)
+    return result
+
+
+def usat(value, bits: int) -> Value:
+    """Clamp an expression to the unsigned ``bits``-bit range ``[0, 2**bits - 1]``."""
+    value = Value.cast(value)
+    shape = value.shape()
+    hi = (1 << bits) - 1
+    if shape.width <= bits:
+        inner = value.as_unsigned() if not shape.signed else value[:bits].as_unsigned()
+    else:
+        inner = value[:bits].as_unsigned()
+    result = Mux(value > hi, Const(hi, unsigned(bits)), inner) if (
+        shape.width > bits or (shape.signed and shape.width > bits + 1)) else inner
+    if shape.signed:
+        result = Mux(value < 0, Const(0, unsigned(bits)), result)
+    return result
+
+
+def low_mask(shift: Value, width: int) -> Value:
+    """``(1 << shift) - 1`` limited to ``width`` bits (all ones once ``shift >= width``)."""
+    return ((Const(1, unsigned(1)) << shift) - 1)[:width]
+
+
+def clog2(n: int) -> int:
+    """Bits needed to index ``n`` items (at least 1)."""
+    return max(1, (n - 1).bit_length())
+
+
+def bits_for(n: int) -> int:
+    """Bits needed to hold the value ``n`` (at least 1)."""
+    return max(1, int(n).bit_length())
+
+
+def popcount(value: Value) -> Value:
+    value = Value.cast(value)
+    total = Const(0, unsigned(1))
+    for bit in value:
+        total = total + bit
+    return total
+
+
+def shape_width(shape) -> int:
+    return Shape.cast(shape).width

@@ -1,0 +1,478 @@
+"""The learning core: bit-exact gateware twin of ``golden.fixed.FixedCore``.
+
+The core owns the memories and the per-step phase sequencer; the arithmetic lives in one
+component per concern:
+
+========================  ==========================================================
+``lif.SynapticAccumulator``  step 1: weight rows into ``I`` (``lanes`` synapses/cycle)
+``lif.NeuronPhase``          steps 2, 3: ``V``, spikes, ``psi``, group lists, ``a_in``
+``readout.Readout``          steps 4, 5: ``y``, ``score``, ``err``
+``gradient.GradientWalk``    step 6: active-neuron walk, stochastic rounding
+``readout.ReadoutUpdatePhase``  steps 7, 8: ``a_hid`` and ``W_out`` update
+``scheduler.GroupWalker``    spike / active lists (or all neurons in dense mode)
+========================  ==========================================================
+
+Memories: ``W`` in ``lanes`` skewed banks (SPEC.md section 6); ``W_out`` and ``B`` one word
+of ``n_out`` weights per hidden neuron; ``V``, ``I``, ``s``, ``psi`` one word of ``lanes``
+neurons per group; the traces of all presynaptic sources (inputs, then hidden), ``lanes``
+per word.
+
+Per step (STEP token): [dense: walk every input] -> [recurrent: walk previous spikes] ->
+neuron pass -> readout -> (learning) gradient walk -> (learning) trace/readout update. In
+the event-driven mode input events are accumulated as their EVENT tokens arrive.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from golden.fixed import COUNTERS, FixedParams
+from .arith import bits_for, sat
+from .gradient import GradientWalk
+from .interface import (ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, counters_layout,
+                        hyper_layout, mem_cmd_layout, result_layout, token_layout)
+from .lif import NeuronPhase, SynapticAccumulator, acc_word, group_entry, psi_word, v_word
+from .readout import Readout, ReadoutUpdatePhase, label_shape, wout_word
+from .scheduler import GroupWalker
+from .trace import trace_word
+
+__all__ = ["LearningCore"]
+
+
+def _drive_read(m, port, sources):
+    """Multiplex read port ``port`` between ``(condition, unit_port)`` sources (first wins);
+    the data goes back to every source."""
+    for index, (cond, src) in enumerate(sources):
+        with (m.If(cond) if index == 0 else m.Elif(cond)):
+            m.d.comb += [port.addr.eq(src.addr), port.en.eq(src.en)]
+    for _, src in sources:
+        m.d.comb += src.data.eq(port.data)
+
+
+def _drive_write(m, port, sources):
+    """Multiplex write port ``port``; a 1-bit enable of a source writes the whole word."""
+    for index, (cond, src) in enumerate(sources):
+        en = src.en
+        if len(en) == 1 and len(port.en) > 1:
+            en = en.replicate(len(port.en))
+        with (m.If(cond) if index == 0 else m.Elif(cond)):
+            m.d.comb += [port.addr.eq(src.addr), port.data.eq(src.data), port.en.eq(en)]
+
+
+class _Port:
+    """Plain signals standing in for a unit's memory port (host access, clear pass)."""
+
+    def __init__(self, port, name):
+        self.addr = Signal.like(port.addr, name=f"{name}_addr")
+        self.data = Signal.like(port.data, name=f"{name}_data")
+        self.en = Signal.like(port.en, name=f"{name}_en")
+
+
+class LearningCore(wiring.Component):
+    """The learning core (see the module docstring and golden/SPEC.md).
+
+    Parameters
+    ----------
+    params : FixedParams
+        Sizes and widths; ``lanes`` must be a power of two dividing ``n_hid``.
+
+    Interface attributes
+    --------------------
+    tokens : stream of token_layout, in
+        EVENT(value = input index) / STEP / START(value = label, learn) / END.
+    result : stream of result_layout, out
+        One prediction per END token.
+    mem_cmd : stream of mem_cmd_layout, in
+        Host read/write of ``W, W_OUT, B`` and read of ``V, SCORE, Y``.
+    mem_rsp : stream of signed(32), out
+        One response per read command (0 for an index out of range).
+    hyper : hyper_layout, in
+        Run-time registers, held stable.
+    reseed : Signal(1), in
+        Reload every generator from ``hyper.seed``.
+    counters : counters_layout, out
+        Golden counters and per-phase cycle counters (32 bit, saturating).
+    clear_counters : Signal(1), in
+    busy : Signal(1), out
+        A step, sample operation or memory command is in progress.
+
+    Raises
+    ------
+    ValueError
+        If ``lanes`` is not a power of two.
+    """
+
+    def __init__(self, params: FixedParams):
+        if params.lanes & (params.lanes - 1):
+            raise ValueError(f"lanes must be a power of two, not {params.lanes!r}")
+        self.p = params
+        super().__init__({
+            "tokens":         In(stream.Signature(token_layout())),
+            "result":         Out(stream.Signature(result_layout(params))),
+            "mem_cmd":        In(stream.Signature(mem_cmd_layout())),
+            "mem_rsp":        Out(stream.Signature(signed(32))),
+            "hyper":          In(hyper_layout(params)),
+            "reseed":         In(1),
+            "counters":       Out(counters_layout()),
+            "clear_counters": In(1),
+            "busy":           Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, h = self.p, self.hyper
+        n, G = p.lanes, p.n_hid // p.lanes
+        lb = ceil_log2(n)
+        c_in = -(-p.n_in // n)
+        c_tr = -(-(p.n_in + p.n_hid) // n)
+
+        # -- memories -------------------------------------------------------------------
+        def mem(name, shape, depth, granularity=None):
+            m.submodules[name] = mm = memory.Memory(shape=shape, depth=depth, init=[])
+            return mm.read_port(), mm.write_port(granularity=granularity)
+
+        w_ports = [mem(f"w{b}", signed(p.w_bits), p.n_pre * G) for b in range(n)]
+        wout_rd, wout_wr = mem("w_out", wout_word(p), p.n_hid, granularity=1)
+        b_rd, b_wr = mem("b", wout_word(p), p.n_hid, granularity=1)
+        v_rd, v_wr = mem("v", v_word(p), G)
+        i_rd, i_wr = mem("i", acc_word(p), G)
+        s_rd, s_wr = mem("s", unsigned(n), G)
+        psi_rd, psi_wr = mem("psi", psi_word(p), G)
+        tr_rd, tr_wr = mem("trace", trace_word(p, n), c_tr, granularity=1)
+        spk_rd, spk_wr = mem("spikes", group_entry(p, unsigned(n)), G)
+        act_rd, act_wr = mem("actives", group_entry(p, psi_word(p)), G)
+
+        # -- units ----------------------------------------------------------------------
+        m.submodules.accumulator = acc = SynapticAccumulator(p)
+        m.submodules.neuron = neuron = NeuronPhase(p)
+        m.submodules.spike_walker = spk_walk = GroupWalker(p, unsigned(1))
+        m.submodules.active_walker = act_walk = GroupWalker(p, unsigned(p.psi_bits))
+        m.submodules.readout = readout = Readout(p)
+        m.submodules.gradient = grad = GradientWalk(p)
+        m.submodules.update = upd = ReadoutUpdatePhase(p)
+
+        label = Signal(label_shape(p))
+        learn = Signal()
+        bitmap = Signal(c_in * n)
+        for unit in (neuron, readout, grad, upd):
+            m.d.comb += unit.hyper.eq(h)
+        m.d.comb += [
+            neuron.events.eq(bitmap), neuron.learn.eq(learn), readout.label.eq(label),
+            grad.err.eq(readout.err), upd.err.eq(readout.err),
+            grad.reseed.eq(self.reseed), upd.reseed.eq(self.reseed),
+            spk_walk.count.eq(neuron.spk_count), act_walk.count.eq(neuron.act_count),
+            act_walk.dense.eq(h.dense),
+        ]
+        # group lists and psi: single users
+        m.d.comb += [
+            spk_rd.addr.eq(spk_walk.list_rd.addr), spk_rd.en.eq(spk_walk.list_rd.en),
+            spk_walk.list_rd.data.as_value().eq(spk_rd.data.as_value()),
+            act_rd.addr.eq(act_walk.list_rd.addr), act_rd.en.eq(act_walk.list_rd.en),
+            act_walk.list_rd.data.eq(act_rd.data),
+            psi_rd.addr.eq(act_walk.dense_rd.addr), psi_rd.en.eq(act_walk.dense_rd.en),
+            act_walk.dense_rd.data.eq(psi_rd.data),
+        ]
+        m.d.comb += [spk_wr.addr.eq(neuron.spk_wr.addr), spk_wr.en.eq(neuron.spk_wr.en),
+                     spk_wr.data.as_value().eq(neuron.spk_wr.data.as_value()),
+                     act_wr.addr.eq(neuron.act_wr.addr), act_wr.en.eq(neuron.act_wr.en),
+                     act_wr.data.eq(neuron.act_wr.data),
+                     psi_wr.addr.eq(neuron.psi_wr.addr), psi_wr.en.eq(neuron.psi_wr.en),
+                     psi_wr.data.eq(neuron.psi_wr.data)]
+
+        # -- host command registers -----------------------------------------------------
+        cmd = Signal(mem_cmd_layout())
+        rsp = Signal(signed(32))
+        row, col = cmd.row, cmd.col
+        host_w_ok = (row < p.n_hid) & (col < p.n_pre)
+        host_bank = Signal(range(max(n, 2)))
+        m.d.comb += host_bank.eq((row + col)[:lb] if n > 1 else 0)
+        host_w_addr = col * G + (row >> lb)
+        host_cols_ok = (row < p.n_out) & (col < p.n_hid)   # W_OUT: row k, col j
+        host_rows_ok = (row < p.n_hid) & (col < p.n_out)   # B: row j, col k
+        host_k_ok = col < p.n_out                           # SCORE, Y
+        host_v_ok = col < p.n_hid
+
+        # -- sequencer ------------------------------------------------------------------
+        count = Signal(range(max(G, c_tr, p.n_in, p.n_out) + 1))
+        best = Signal(signed(p.score_bits))
+        best_k = Signal(label_shape(p))
+        rd_fire = Signal()  # readout: a W_out column read last cycle
+
+        inc = {name: Signal(COUNTER_BITS, name=f"inc_{name}") for name in ALL_COUNTERS}
+        m.d.comb += [inc["syn_ops"].eq(Mux(acc.row_added, p.n_hid, 0)),
+                     inc["spikes"].eq(neuron.spikes_inc), inc["active"].eq(neuron.active_inc),
+                     inc["weight_updates"].eq(neuron.wu_inc)]
+
+        tok = self.tokens.payload
+        idx = tok.value
+        ev_new = (idx < p.n_in) & ~bitmap.bit_select(idx, 1)
+
+        def start_step_tail(next_from_acc=True):
+            """After the accumulation phases: the neuron pass."""
+            m.d.comb += neuron.start.eq(1)
+            m.next = "NEURON"
+
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(self.tokens.valid):
+                    with m.Switch(tok.kind):
+                        with m.Case(TokenKind.EVENT):
+                            with m.If(ev_new & ~h.dense):
+                                m.d.comb += [acc.rows.valid.eq(1), acc.rows.payload.row.eq(idx),
+                                             acc.rows.payload.add.eq(1),
+                                             self.tokens.ready.eq(acc.rows.ready)]
+                            with m.Else():
+                                m.d.comb += self.tokens.ready.eq(1)
+                            with m.If(ev_new & self.tokens.ready):
+                                m.d.sync += bitmap.bit_select(idx, 1).eq(1)
+                                m.d.comb += inc["input_events"].eq(1)
+                        with m.Case(TokenKind.STEP):
+                            m.d.comb += self.tokens.ready.eq(~acc.busy)
+                            with m.If(~acc.busy):
+                                with m.If(h.dense):
+                                    m.d.sync += count.eq(0)
+                                    m.next = "ACC_DENSE"
+                                with m.Elif(Const(p.recurrent)):
+                                    m.d.comb += spk_walk.start.eq(1)
+                                    m.next = "ACC_REC"
+                                with m.Else():
+                                    start_step_tail()
+                        with m.Case(TokenKind.START):
+                            m.d.comb += self.tokens.ready.eq(~acc.busy)
+                            with m.If(~acc.busy):
+                                m.d.sync += [label.eq(idx), learn.eq(tok.learn), bitmap.eq(0),
+                                             count.eq(0)]
+                                m.d.comb += [readout.clear.eq(1), neuron.clear.eq(1)]
+                                m.next = "CLEAR"
+                        with m.Case(TokenKind.END):
+                            m.d.comb += self.tokens.ready.eq(~acc.busy)
+                            with m.If(~acc.busy):
+                                m.d.sync += count.eq(0)
+                                m.next = "ARGMAX"
+                with m.Elif(self.mem_cmd.valid & ~acc.busy):
+                    m.d.comb += self.mem_cmd.ready.eq(1)
+                    m.d.sync += cmd.eq(self.mem_cmd.payload)
+                    with m.If(self.mem_cmd.payload.write):
+                        m.next = "MEM_WRITE"
+                    with m.Else():
+                        m.next = "MEM_READ"
+
+            # dense mode: every input row, adding only those that spiked
+            with m.State("ACC_DENSE"):
+                m.d.comb += [acc.rows.valid.eq(1), acc.rows.payload.row.eq(count),
+                             acc.rows.payload.add.eq(bitmap.bit_select(count, 1))]
+                with m.If(acc.rows.ready):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count == p.n_in - 1):
+                        if p.recurrent:
+                            m.d.comb += spk_walk.start.eq(1)
+                            m.next = "ACC_REC"
+                        else:
+                            m.next = "ACC_DRAIN"
+            # recurrent sources: previous spikes (all hidden neurons in dense mode)
+            with m.State("ACC_REC"):
+                m.d.comb += [acc.rows.valid.eq(spk_walk.o.valid),
+                             acc.rows.payload.row.eq(p.n_in + spk_walk.o.payload.j),
+                             acc.rows.payload.add.eq(spk_walk.o.payload.flag),
+                             spk_walk.o.ready.eq(acc.rows.ready)]
+                with m.If(~spk_walk.busy):
+                    m.next = "ACC_DRAIN"
+            with m.State("ACC_DRAIN"):
+                with m.If(~acc.busy):
+                    start_step_tail()
+            with m.State("NEURON"):
+                with m.If(~neuron.busy):
+                    m.d.comb += readout.start.eq(1)
+                    m.next = "READOUT_DECAY"
+            with m.State("READOUT_DECAY"):
+                with m.If(~readout.busy):
+                    m.d.comb += spk_walk.start.eq(1)
+                    m.next = "READOUT_ADD"
+            with m.State("READOUT_ADD"):
+                m.d.comb += spk_walk.o.ready.eq(1)
+                with m.If(~spk_walk.busy):
+                    m.next = "READOUT_TAIL"
+            with m.State("READOUT_TAIL"):
+                m.d.comb += readout.finish.eq(1)
+                m.next = "READOUT_FINISH"
+            with m.State("READOUT_FINISH"):
+                with m.If(~readout.busy):
+                    with m.If(learn):
+                        m.d.comb += act_walk.start.eq(1)
+                        m.next = "GRADIENT"
+                    with m.Else():
+                        m.next = "STEP_DONE"
+            with m.State("GRADIENT"):
+                wiring.connect(m, act_walk.o, grad.neurons)
+                with m.If(~act_walk.busy & ~grad.busy):
+                    m.d.comb += upd.start.eq(1)
+                    m.next = "TRACE"
+            with m.State("TRACE"):
+                with m.If(~upd.busy):
+                    m.next = "STEP_DONE"
+            with m.State("STEP_DONE"):
+                m.d.sync += bitmap.eq(0)
+                m.d.comb += inc["steps"].eq(1)
+                with m.If(learn):
+                    m.d.comb += inc["readout_updates"].eq(p.n_out * p.n_hid)
+                m.next = "IDLE"
+
+            with m.State("CLEAR"):
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == max(G, c_tr) - 1):
+                    m.next = "IDLE"
+            with m.State("ARGMAX"):
+                score = readout.score[count]
+                with m.If((count == 0) | (score > best)):
+                    m.d.sync += [best.eq(score), best_k.eq(count)]
+                m.d.sync += count.eq(count + 1)
+                with m.If(count == p.n_out - 1):
+                    m.next = "RESULT"
+            with m.State("RESULT"):
+                m.d.comb += [self.result.valid.eq(1),
+                             self.result.payload.prediction.eq(best_k)]
+                with m.If(self.result.ready):
+                    m.d.comb += inc["samples"].eq(1)
+                    m.next = "IDLE"
+
+            with m.State("MEM_WRITE"):
+                m.next = "IDLE"
+            with m.State("MEM_READ"):
+                m.next = "MEM_WAIT"
+            with m.State("MEM_WAIT"):
+                value = Signal(signed(32))
+                with m.Switch(cmd.mem):
+                    with m.Case(Memory.W):
+                        with m.Switch(host_bank):
+                            for b in range(n):
+                                with m.Case(b):
+                                    m.d.comb += value.eq(w_ports[b][0].data)
+                        with m.If(~host_w_ok):
+                            m.d.comb += value.eq(0)
+                    with m.Case(Memory.W_OUT):
+                        with m.If(host_cols_ok):
+                            m.d.comb += value.eq(wout_rd.data[row])
+                    with m.Case(Memory.B):
+                        with m.If(host_rows_ok):
+                            m.d.comb += value.eq(b_rd.data[col])
+                    with m.Case(Memory.V):
+                        with m.If(host_v_ok):
+                            m.d.comb += value.eq(v_rd.data[col[:lb]] if n > 1 else v_rd.data[0])
+                    with m.Case(Memory.SCORE):
+                        with m.If(host_k_ok):
+                            m.d.comb += value.eq(readout.score[col])
+                    with m.Case(Memory.Y):
+                        with m.If(host_k_ok):
+                            m.d.comb += value.eq(readout.y[col])
+                m.d.sync += rsp.eq(value)
+                m.next = "MEM_RESP"
+            with m.State("MEM_RESP"):
+                m.d.comb += [self.mem_rsp.valid.eq(1), self.mem_rsp.payload.eq(rsp)]
+                with m.If(self.mem_rsp.ready):
+                    m.next = "IDLE"
+
+        st = fsm.ongoing
+        in_mem = st("MEM_READ") | st("MEM_WAIT") | st("MEM_WRITE")
+        in_acc = st("ACC_DENSE") | st("ACC_REC") | st("ACC_DRAIN")
+        in_readout = (st("READOUT_DECAY") | st("READOUT_ADD") | st("READOUT_TAIL")
+                      | st("READOUT_FINISH"))
+        clearing = st("CLEAR")
+        m.d.comb += spk_walk.dense.eq(h.dense & ~in_readout)
+
+        # -- readout: one W_out column per spike ------------------------------------------
+        m.d.sync += rd_fire.eq(st("READOUT_ADD") & spk_walk.o.valid)
+        m.d.comb += [readout.add_valid.eq(rd_fire), readout.add_word.eq(wout_rd.data)]
+
+        # -- host and clear-pass port stand-ins --------------------------------------------
+        host_w_rd = [_Port(w_ports[b][0], f"host_w{b}_rd") for b in range(n)]
+        host_w_wr = [_Port(w_ports[b][1], f"host_w{b}_wr") for b in range(n)]
+        wdata = sat(cmd.data, p.w_bits)
+        for b in range(n):
+            m.d.comb += [host_w_rd[b].addr.eq(host_w_addr), host_w_rd[b].en.eq(1),
+                         host_w_wr[b].addr.eq(host_w_addr), host_w_wr[b].data.eq(wdata),
+                         host_w_wr[b].en.eq(st("MEM_WRITE") & (cmd.mem == Memory.W) & host_w_ok
+                                            & (host_bank == b))]
+        host_col = _Port(wout_rd, "host_col_rd")
+        m.d.comb += [host_col.addr.eq(Mux(cmd.mem == Memory.B, row, col)), host_col.en.eq(1)]
+        host_wout_wr, host_b_wr = _Port(wout_wr, "host_wout_wr"), _Port(b_wr, "host_b_wr")
+        for k in range(p.n_out):
+            m.d.comb += [host_wout_wr.data[k].eq(wdata), host_b_wr.data[k].eq(wdata)]
+        m.d.comb += [
+            host_wout_wr.addr.eq(col),
+            host_wout_wr.en.eq(Mux(st("MEM_WRITE") & (cmd.mem == Memory.W_OUT) & host_cols_ok,
+                                   (Const(1, p.n_out) << row)[:p.n_out], 0)),
+            host_b_wr.addr.eq(row),
+            host_b_wr.en.eq(Mux(st("MEM_WRITE") & (cmd.mem == Memory.B) & host_rows_ok,
+                                (Const(1, p.n_out) << col)[:p.n_out], 0)),
+        ]
+        host_v = _Port(v_rd, "host_v_rd")
+        m.d.comb += [host_v.addr.eq(col >> lb), host_v.en.eq(1)]
+        zero = {}
+        for name, port in (("v", v_wr), ("i", i_wr), ("s", s_wr), ("tr", tr_wr)):
+            zero[name] = z = _Port(port, f"clear_{name}")
+            m.d.comb += [z.addr.eq(count), z.data.eq(0)]
+        m.d.comb += [zero["v"].en.eq(count < G), zero["i"].en.eq(count < G),
+                     zero["s"].en.eq(count < G),
+                     zero["tr"].en.eq(Mux(count < c_tr, (1 << n) - 1, 0))]
+
+        # -- memory port multiplexing -----------------------------------------------------
+        st_neuron, st_grad, st_trace = st("NEURON"), st("GRADIENT"), st("TRACE")
+        for b in range(n):
+            _drive_read(m, w_ports[b][0], [(st_grad, grad.w_rd[b]), (in_mem, host_w_rd[b]),
+                                           (Const(1), acc.w_rd[b])])
+            _drive_write(m, w_ports[b][1], [(st_grad, grad.w_wr[b]), (Const(1), host_w_wr[b])])
+        _drive_read(m, i_rd, [(st_neuron, neuron.i_rd), (Const(1), acc.i_rd)])
+        _drive_write(m, i_wr, [(clearing, zero["i"]), (st_neuron, neuron.i_wr),
+                               (Const(1), acc.i_wr)])
+        _drive_read(m, v_rd, [(st_neuron, neuron.v_rd), (Const(1), host_v)])
+        _drive_write(m, v_wr, [(clearing, zero["v"]), (Const(1), neuron.v_wr)])
+        spk_dense = _Port(s_rd, "spk_dense_rd")
+        m.d.comb += [spk_dense.addr.eq(spk_walk.dense_rd.addr), spk_dense.en.eq(spk_walk.dense_rd.en),
+                     spk_walk.dense_rd.data.as_value().eq(spk_dense.data)]
+        _drive_read(m, s_rd, [(st_neuron, neuron.s_rd), (st_trace, upd.s_rd),
+                              (Const(1), spk_dense)])
+        _drive_write(m, s_wr, [(clearing, zero["s"]), (Const(1), neuron.s_wr)])
+        _drive_read(m, tr_rd, [(st_neuron, neuron.tr_rd), (st_grad, grad.tr_rd),
+                               (Const(1), upd.tr_rd)])
+        _drive_write(m, tr_wr, [(clearing, zero["tr"]), (st_neuron, neuron.tr_wr),
+                                (Const(1), upd.tr_wr)])
+        # W_out: readout columns, symmetric feedback, update pass, host
+        rd_col = _Port(wout_rd, "readout_col_rd")
+        m.d.comb += [rd_col.addr.eq(spk_walk.o.payload.j), rd_col.en.eq(1)]
+        fb_wout = _Port(wout_rd, "fb_wout_rd")
+        fb_b = _Port(b_rd, "fb_b_rd")
+        for fb in (fb_wout, fb_b):
+            m.d.comb += [fb.addr.eq(grad.fb_rd.addr), fb.en.eq(grad.fb_rd.en)]
+        m.d.comb += grad.fb_rd.data.eq(Mux(h.feedback, fb_b.data.as_value(),
+                                           fb_wout.data.as_value()))
+        _drive_read(m, wout_rd, [(st("READOUT_ADD"), rd_col), (st_grad, fb_wout),
+                                 (st_trace, upd.wout_rd), (Const(1), host_col)])
+        _drive_write(m, wout_wr, [(st_trace, upd.wout_wr), (Const(1), host_wout_wr)])
+        host_b = _Port(b_rd, "host_b_rd")
+        m.d.comb += [host_b.addr.eq(row), host_b.en.eq(1)]
+        _drive_read(m, b_rd, [(st_grad, fb_b), (Const(1), host_b)])
+        _drive_write(m, b_wr, [(Const(1), host_b_wr)])
+
+        # -- counters ---------------------------------------------------------------------
+        busy = Signal()
+        m.d.comb += busy.eq(~st("IDLE") | acc.busy)
+        m.d.comb += self.busy.eq(busy)
+        m.d.comb += [
+            inc["cyc_accumulate"].eq(in_acc | (st("IDLE") & acc.busy)),
+            inc["cyc_neuron"].eq(st_neuron),
+            inc["cyc_readout"].eq(in_readout),
+            inc["cyc_gradient"].eq(st_grad),
+            inc["cyc_trace"].eq(st_trace),
+            inc["cyc_busy"].eq(busy),
+        ]
+        top = (1 << COUNTER_BITS) - 1
+        for name in ALL_COUNTERS:
+            cur = getattr(self.counters, name)
+            total = Signal(COUNTER_BITS + 1, name=f"next_{name}")
+            m.d.comb += total.eq(cur + inc[name])
+            with m.If(self.clear_counters):
+                m.d.sync += cur.eq(0)
+            with m.Else():
+                m.d.sync += cur.eq(Mux(total[COUNTER_BITS], top, total[:COUNTER_BITS]))
+        return m

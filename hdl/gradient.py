@@ -1,0 +1,294 @@
+"""Active-neuron gradient walk (SPEC.md step 6).
+
+* :class:`LearningSignal`: ``L_j = sat_l((B_j . err) >> l_shift)`` with one multiplier
+  (``n_out`` cycles), then ``m_j = sat_l((L_j * psi_j) >> psi_shift)``.
+* :class:`SynapseLanes`: ``W[j,i] = sat_w(W[j,i] - ((m_j * a_i + r) >> g_shift))`` for
+  ``lanes`` synapses per cycle, pipelined.
+* :class:`GradientWalk`: per neuron from the active walker, fetch its feedback row, compute
+  ``m_j`` and walk its fan-in ``lanes`` synapses per cycle over the skewed weight banks. Each
+  weight is updated at most once per step, so the read-modify-write pipeline has no hazards.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from golden.fixed import FixedParams
+from .arith import bits_for, low_mask, sat
+from .interface import hyper_layout
+from .lif import w_addr_width
+from .readout import wout_word, y_word
+from .rng import Xorshift32
+from .trace import trace_word
+
+__all__ = ["LearningSignal", "SynapseLanes", "GradientWalk"]
+
+
+class LearningSignal(wiring.Component):
+    """Learning signal and modulator of one neuron.
+
+    Interface attributes
+    --------------------
+    i : stream, in
+        ``fb`` (feedback row ``B_j``: ``W_out[:, j]`` or ``B[j, :]``) and ``psi``.
+    o : stream (always ready), out
+        ``m`` (the modulator), one cycle, ``n_out + LATENCY_EXTRA`` cycles after ``i``.
+    err : y_word, in
+    hyper : hyper_layout, in
+        Uses ``l_shift`` and ``psi_shift``.
+    """
+
+    def __init__(self, p: FixedParams):
+        self.p = p
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "fb": wout_word(p), "psi": unsigned(p.psi_bits)}))),
+            "o": Out(stream.Signature(data.StructLayout({"m": signed(p.l_bits)}),
+                                      always_ready=True)),
+            "err": In(y_word(p)),
+            "hyper": In(hyper_layout(p)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, h, K = self.p, self.hyper, self.p.n_out
+        fb = Signal(wout_word(p))
+        psi = Signal(unsigned(p.psi_bits))
+        running = Signal()
+        k = Signal(range(K + 1))
+        m.d.comb += self.i.ready.eq(~running)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [fb.eq(self.i.payload.fb), psi.eq(self.i.payload.psi),
+                         running.eq(1), k.eq(0)]
+
+        # MAC pipeline: select, multiply, accumulate
+        va, vb, vc = Signal(), Signal(), Signal()
+        last_a, last_b = Signal(), Signal()
+        first_a, first_b = Signal(), Signal()
+        sb = Signal(signed(p.w_bits))
+        se = Signal(signed(p.y_bits))
+        prod = Signal(signed(p.w_bits + p.y_bits))
+        acc = Signal(signed(p.w_bits + p.y_bits + bits_for(K)))
+        issue = running & (k < K)
+        with m.If(issue):
+            m.d.sync += k.eq(k + 1)
+        m.d.sync += [va.eq(issue), sb.eq(fb[k]), se.eq(self.err[k]),
+                     first_a.eq(k == 0), last_a.eq(k == K - 1)]
+        m.d.sync += [vb.eq(va), prod.eq(sb * se), first_b.eq(first_a), last_b.eq(last_a & va)]
+        with m.If(vb):
+            m.d.sync += acc.eq(Mux(first_b, 0, acc) + prod)
+        m.d.sync += vc.eq(last_b)
+        # learning signal, modulator
+        lsig = Signal(signed(p.l_bits))
+        vd, ve = Signal(), Signal()
+        prod2 = Signal(signed(p.l_bits + p.psi_bits + 1))
+        m.d.sync += [vd.eq(vc), lsig.eq(sat(acc >> h.l_shift, p.l_bits))]
+        m.d.sync += [ve.eq(vd), prod2.eq(lsig * psi)]
+        m.d.sync += [self.o.valid.eq(ve), self.o.payload.m.eq(sat(prod2 >> h.psi_shift, p.l_bits))]
+        with m.If(ve):
+            m.d.sync += running.eq(0)
+        return m
+
+
+class SynapseLanes(wiring.Component):
+    """Pipelined hidden weight update of ``lanes`` synapses (latency ``LATENCY``).
+
+    Interface attributes
+    --------------------
+    i : stream (always ready), in
+        ``w`` (weights), ``a`` (presynaptic traces), ``r`` (generator outputs, masked to
+        ``g_shift`` bits here), ``m`` (modulator), ``tag``.
+    o : stream (always ready), out
+        ``w`` (updated weights), ``tag``.
+    hyper : hyper_layout, in
+        Uses ``g_shift``.
+    """
+
+    LATENCY = 4
+
+    def __init__(self, p: FixedParams, lanes: int, tag_shape=unsigned(1)):
+        self.p, self.lanes, self.tag_shape = p, lanes, tag_shape
+        wl = data.ArrayLayout(signed(p.w_bits), lanes)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "w": wl, "a": trace_word(p, lanes), "r": data.ArrayLayout(unsigned(32), lanes),
+                "m": signed(p.l_bits), "tag": tag_shape}), always_ready=True)),
+            "o": Out(stream.Signature(data.StructLayout({"w": wl, "tag": tag_shape}),
+                                      always_ready=True)),
+            "hyper": In(hyper_layout(p)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, n = self.p, self.lanes
+        sh = self.hyper.g_shift
+        pw = p.l_bits + p.tr_bits + 1
+        tw = max(pw, 33) + 1
+        valid = [Signal(name=f"valid{s}") for s in range(3)]
+        tag = [Signal(self.tag_shape, name=f"tag{s}") for s in range(3)]
+        m.d.sync += [valid[0].eq(self.i.valid), tag[0].eq(self.i.payload.tag)]
+        for s in range(1, 3):
+            m.d.sync += [valid[s].eq(valid[s - 1]), tag[s].eq(tag[s - 1])]
+        mask = low_mask(sh, 32)
+        for l in range(n):
+            prod = Signal(signed(pw), name=f"prod{l}")
+            r1 = Signal(unsigned(32), name=f"r{l}")
+            t2 = Signal(signed(tw), name=f"t{l}")
+            d3 = Signal(signed(tw), name=f"d{l}")
+            w = [Signal(signed(p.w_bits), name=f"w{s}_{l}") for s in range(3)]
+            m.d.sync += [
+                prod.eq(self.i.payload.m * self.i.payload.a[l]),
+                r1.eq(self.i.payload.r[l] & mask), w[0].eq(self.i.payload.w[l]),
+                t2.eq(prod + r1), w[1].eq(w[0]),
+                d3.eq(t2 >> sh), w[2].eq(w[1]),
+                self.o.payload.w[l].eq(sat(w[2] - d3, p.w_bits)),
+            ]
+        m.d.sync += [self.o.valid.eq(valid[2]), self.o.payload.tag.eq(tag[2])]
+        return m
+
+
+class GradientWalk(wiring.Component):
+    """Gradient walk over a stream of neurons (active ones, or all of them in dense mode).
+
+    Per neuron: read its feedback row, compute ``m_j`` (:class:`LearningSignal`), then visit
+    presynaptic sources ``i = c*lanes + l`` for ``c = 0 .. ceil(n_pre/lanes) - 1``: lane ``l``
+    reads ``W[j, i]`` from bank ``(i + j) mod lanes`` at ``i * n_hid/lanes + j div lanes`` and
+    the trace word ``c``, draws from hidden generator ``l`` and writes the result back. Neurons
+    with ``flag == 0`` (inactive, dense mode) are walked without updates or draws.
+
+    Interface attributes
+    --------------------
+    neurons : stream, in
+        ``j``, ``flag`` (active), ``elem`` (``psi``).
+    busy : Signal(1), out
+    reseed : Signal(1), in
+    err : y_word, in
+    fb_rd : read port of the feedback row (``W_out`` column or ``B`` row ``j``), out
+    w_rd, w_wr : per-bank weight memory ports, out
+    tr_rd : trace memory read port, out
+    rng_state : hidden generator states, out
+    """
+
+    def __init__(self, p: FixedParams):
+        self.p = p
+        n = p.lanes
+        self.c_pre = -(-p.n_pre // n)
+        self.c_tr = -(-(p.n_in + p.n_hid) // n)
+        aw = w_addr_width(p)
+        super().__init__({
+            "neurons": In(stream.Signature(data.StructLayout({
+                "j": unsigned(bits_for(p.n_hid)), "flag": unsigned(1),
+                "elem": unsigned(p.psi_bits)}))),
+            "busy": Out(1), "reseed": In(1),
+            "hyper": In(hyper_layout(p)), "err": In(y_word(p)),
+            "fb_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(p.n_hid),
+                                                   shape=wout_word(p))),
+            "w_rd": Out(memory.ReadPort.Signature(addr_width=aw, shape=signed(p.w_bits))).array(n),
+            "w_wr": Out(memory.WritePort.Signature(addr_width=aw,
+                                                   shape=signed(p.w_bits))).array(n),
+            "tr_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(self.c_tr),
+                                                   shape=trace_word(p, n))),
+            "rng_state": Out(data.ArrayLayout(unsigned(32), n)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.p
+        n, G = p.lanes, p.n_hid // p.lanes
+        lb = ceil_log2(n)
+        aw = w_addr_width(p)
+        tag = data.StructLayout({"addr": data.ArrayLayout(unsigned(aw), n),
+                                 "en": unsigned(n), "rot": unsigned(max(lb, 1))})
+        m.submodules.signal = lsig = LearningSignal(p)
+        m.submodules.synapses = syn = SynapseLanes(p, n, tag_shape=tag)
+        m.d.comb += [lsig.hyper.eq(self.hyper), lsig.err.eq(self.err), syn.hyper.eq(self.hyper)]
+        rngs = []
+        for l in range(n):
+            rng = Xorshift32(lane=l)
+            m.submodules[f"rng{l}"] = rng
+            rngs.append(rng)
+            m.d.comb += [rng.seed.eq(self.hyper.seed), rng.load.eq(self.reseed),
+                         self.rng_state[l].eq(rng.state)]
+
+        j = Signal(bits_for(p.n_hid))
+        flag = Signal()
+        psi = Signal(unsigned(p.psi_bits))
+        mod = Signal(signed(p.l_bits))
+        c = Signal(range(self.c_pre + 1))
+        base = Signal(aw + 1)
+        walking = Signal()
+        drain_cycles = SynapseLanes.LATENCY + 3
+        drain = Signal(range(drain_cycles + 1))
+
+        m.d.comb += [self.fb_rd.addr.eq(self.neurons.payload.j), self.fb_rd.en.eq(1)]
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += self.neurons.ready.eq(1)
+                with m.If(self.neurons.valid):
+                    m.d.sync += [j.eq(self.neurons.payload.j), flag.eq(self.neurons.payload.flag),
+                                 psi.eq(self.neurons.payload.elem)]
+                    m.next = "SIGNAL"
+            with m.State("SIGNAL"):
+                # feedback row of j is on fb_rd.data this cycle
+                m.d.comb += [lsig.i.valid.eq(1), lsig.i.payload.fb.eq(self.fb_rd.data),
+                             lsig.i.payload.psi.eq(psi)]
+                m.next = "MOD"
+            with m.State("MOD"):
+                with m.If(lsig.o.valid):
+                    m.d.sync += [mod.eq(lsig.o.payload.m), c.eq(0), walking.eq(1),
+                                 base.eq(j >> lb if n > 1 else j)]
+                    m.next = "WALK"
+            with m.State("WALK"):
+                m.d.sync += [c.eq(c + 1), base.eq(base + n * G)]
+                with m.If(c == self.c_pre - 1):
+                    m.d.sync += [walking.eq(0), drain.eq(drain_cycles)]
+                    m.next = "IDLE"
+        with m.If(~walking & (drain != 0)):
+            m.d.sync += drain.eq(drain - 1)
+
+        # issue: lane addresses, rotated onto the banks; generator draws
+        rot = j[:lb] if n > 1 else 0
+        lane_addr = [Signal(aw, name=f"lane_addr{l}") for l in range(n)]
+        lane_en = Signal(n)
+        for l in range(n):
+            m.d.comb += [lane_addr[l].eq(base + l * G),
+                         lane_en[l].eq(walking & flag & (c * n + l < p.n_pre))]
+            m.d.comb += rngs[l].advance.eq(lane_en[l])
+        for b in range(n):
+            m.d.comb += self.w_rd[b].en.eq(1)
+            with m.Switch(rot):
+                for r in range(n):
+                    with m.Case(r):
+                        # bank b holds lane l with (l + r) mod n == b
+                        m.d.comb += self.w_rd[b].addr.eq(lane_addr[(b - r) % n])
+        m.d.comb += [self.tr_rd.addr.eq(c), self.tr_rd.en.eq(1)]
+
+        # t+1: memory data -> registered datapath inputs
+        v1 = Signal()
+        t1 = Signal(tag)
+        r1 = Signal(data.ArrayLayout(unsigned(32), n))
+        m1 = Signal(signed(p.l_bits))
+        m.d.sync += [v1.eq(walking), t1.rot.eq(rot), t1.en.eq(lane_en), m1.eq(mod)]
+        for l in range(n):
+            m.d.sync += [t1.addr[l].eq(lane_addr[l]), r1[l].eq(rngs[l].value)]
+        m.d.sync += [syn.i.valid.eq(v1), syn.i.payload.tag.eq(t1), syn.i.payload.r.eq(r1),
+                     syn.i.payload.m.eq(m1), syn.i.payload.a.eq(self.tr_rd.data)]
+        for l in range(n):
+            with m.Switch(t1.rot):
+                for r in range(n):
+                    with m.Case(r):
+                        m.d.sync += syn.i.payload.w[l].eq(self.w_rd[(l + r) % n].data)
+
+        # write back
+        out = syn.o.payload
+        for b in range(n):
+            with m.Switch(out.tag.rot):
+                for r in range(n):
+                    with m.Case(r):
+                        l = (b - r) % n
+                        m.d.comb += [self.w_wr[b].addr.eq(out.tag.addr[l]),
+                                     self.w_wr[b].data.eq(out.w[l]),
+                                     self.w_wr[b].en.eq(syn.o.valid & out.tag.en[l])]
+        m.d.comb += self.busy.eq(~self.neurons.ready | walking | (drain != 0))
+        return m

@@ -1,0 +1,361 @@
+"""Hidden LIF layer: synaptic accumulation (SPEC.md step 1) and neuron update (step 2).
+
+* :class:`LifLanes` is the pipelined neuron datapath (leak, input, late subtractive reset,
+  threshold, active band and surrogate ``psi``), ``lanes`` neurons per cycle.
+* :class:`SynapticAccumulator` adds one weight row ``W[:, i]`` (all hidden neurons, ``lanes``
+  per cycle) into the accumulator memory ``I`` per presynaptic event.
+* :class:`NeuronPhase` walks all neurons once per step: reads ``V, I, s_prev``, writes
+  ``V, s, psi``, clears ``I``, builds the spike / active group lists, and updates the input
+  traces (step 3) in the same pass.
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from golden.fixed import FixedParams
+from .arith import bits_for, popcount, sat
+from .interface import hyper_layout
+from .trace import TraceLanes, trace_word
+
+__all__ = ["v_word", "acc_word", "psi_word", "group_entry", "LifLanes", "SynapticAccumulator",
+           "NeuronPhase"]
+
+
+def v_word(p: FixedParams) -> data.ArrayLayout:
+    return data.ArrayLayout(signed(p.v_bits), p.lanes)
+
+
+def acc_word(p: FixedParams) -> data.ArrayLayout:
+    return data.ArrayLayout(signed(p.acc_bits), p.lanes)
+
+
+def psi_word(p: FixedParams) -> data.ArrayLayout:
+    return data.ArrayLayout(unsigned(p.psi_bits), p.lanes)
+
+
+def group_entry(p: FixedParams, word_shape) -> data.StructLayout:
+    """A group-list entry: neuron group ``g`` (neurons ``g*lanes + l``) and its word."""
+    return data.StructLayout({"g": unsigned(bits_for(p.n_hid // p.lanes)), "word": word_shape})
+
+
+def w_addr_width(p: FixedParams) -> int:
+    return ceil_log2(p.n_pre * (p.n_hid // p.lanes))
+
+
+class LifLanes(wiring.Component):
+    """Neuron update of ``lanes`` neurons per cycle, ``LATENCY`` cycles deep.
+
+    ``V' = sat_v((V * alpha_q >> decay_frac) + ((I - theta * s_prev) << v_frac))``,
+    ``s = V' >= theta << v_frac``, ``d = |V' - (theta << v_frac)| >> v_frac``,
+    ``psi = b_th - d`` if ``d < b_th`` else 0 (``v_frac`` = 0 if the parameters have none).
+
+    Interface attributes
+    --------------------
+    i : stream (always ready), in
+        ``v``, ``acc`` (``I``), ``s`` (previous spikes, a bit per lane), ``tag``.
+    o : stream (always ready), out
+        ``v`` (new membrane), ``s`` (spikes), ``psi`` (0 when inactive), ``tag``.
+    hyper : hyper_layout, in
+        Uses ``alpha_q``, ``theta``, ``b_th``.
+    """
+
+    LATENCY = 5
+
+    def __init__(self, p: FixedParams, tag_shape=unsigned(1)):
+        self.p, self.tag_shape = p, tag_shape
+        n = p.lanes
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "v": v_word(p), "acc": acc_word(p), "s": unsigned(n), "tag": tag_shape}),
+                always_ready=True)),
+            "o": Out(stream.Signature(data.StructLayout({
+                "v": v_word(p), "s": unsigned(n), "psi": psi_word(p), "tag": tag_shape}),
+                always_ready=True)),
+            "hyper": In(hyper_layout(p)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, h, n = self.p, self.hyper, self.p.lanes
+        vf = getattr(p, "v_frac", 0)
+        wide = max(p.v_bits + 1, p.acc_bits + vf) + 2
+
+        def stage(name, shape):
+            return [Signal(shape, name=f"{name}{l}") for l in range(n)]
+
+        valid = [Signal(name=f"valid{k}") for k in range(self.LATENCY)]
+        tag = [Signal(self.tag_shape, name=f"tag{k}") for k in range(self.LATENCY)]
+        m.d.sync += [valid[0].eq(self.i.valid), tag[0].eq(self.i.payload.tag)]
+        for k in range(1, self.LATENCY):
+            m.d.sync += [valid[k].eq(valid[k - 1]), tag[k].eq(tag[k - 1])]
+
+        # 1: leak product
+        prod = stage("prod", signed(p.v_bits + p.decay_frac + 1))
+        acc1 = stage("acc1_", signed(p.acc_bits))
+        s1 = Signal(n)
+        m.d.sync += s1.eq(self.i.payload.s)
+        for l in range(n):
+            m.d.sync += [prod[l].eq(self.i.payload.v[l] * h.alpha_q),
+                         acc1[l].eq(self.i.payload.acc[l])]
+        # 2: sum
+        total = stage("sum", signed(wide))
+        for l in range(n):
+            m.d.sync += total[l].eq((prod[l] >> p.decay_frac)
+                                    + ((acc1[l] - Mux(s1[l], h.theta, 0)) << vf))
+        # 3: saturate
+        v3 = stage("v3_", signed(p.v_bits))
+        for l in range(n):
+            m.d.sync += v3[l].eq(sat(total[l], p.v_bits))
+        # 4: distance to threshold
+        v4 = stage("v4_", signed(p.v_bits))
+        diff = stage("diff", signed(p.v_bits + 1))
+        for l in range(n):
+            m.d.sync += [v4[l].eq(v3[l]), diff[l].eq(v3[l] - (h.theta << vf))]
+        # 5: spike, band, surrogate
+        m.d.sync += [self.o.valid.eq(valid[3]), self.o.payload.tag.eq(tag[3])]
+        for l in range(n):
+            dist = Mux(diff[l] < 0, -diff[l], diff[l]) >> vf
+            active = dist < h.b_th
+            m.d.sync += [
+                self.o.payload.v[l].eq(v4[l]),
+                self.o.payload.s[l].eq(diff[l] >= 0),
+                self.o.payload.psi[l].eq(Mux(active, h.b_th - dist, 0)),
+            ]
+        return m
+
+
+class SynapticAccumulator(wiring.Component):
+    """Adds weight rows into the accumulator memory: ``I[j] += W[j, row]`` for all ``j``.
+
+    A row takes ``n_hid / lanes`` cycles (one accumulator word of ``lanes`` neurons per
+    cycle); rows follow each other without bubbles unless the accumulator is shorter than
+    the read-modify-write loop (then each row is padded to ``HAZARD`` cycles).
+
+    Interface attributes
+    --------------------
+    rows : stream, in
+        ``row`` (presynaptic source ``i``) and ``add`` (0: walk the row without adding, as
+        the dense schedule does for sources that did not spike).
+    busy : Signal(1), out
+        A row is being walked or the pipeline is draining.
+    row_added : Signal(1), out
+        Pulses when a row with ``add`` is accepted (counts ``n_hid`` synaptic operations).
+    w_rd : ``lanes`` read ports of the weight banks (same address for every bank).
+    i_rd, i_wr : accumulator memory ports.
+    """
+
+    HAZARD = 4  # read at t, write at t + 3: the next read of the same word at t + 4
+
+    def __init__(self, p: FixedParams):
+        self.p = p
+        G = p.n_hid // p.lanes
+        super().__init__({
+            "rows": In(stream.Signature(data.StructLayout({
+                "row": unsigned(bits_for(p.n_pre)), "add": unsigned(1)}))),
+            "busy": Out(1),
+            "row_added": Out(1),
+            "w_rd": Out(memory.ReadPort.Signature(addr_width=w_addr_width(p),
+                                                  shape=signed(p.w_bits))).array(p.lanes),
+            "i_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(G), shape=acc_word(p))),
+            "i_wr": Out(memory.WritePort.Signature(addr_width=ceil_log2(G), shape=acc_word(p))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.p
+        n, G = p.lanes, p.n_hid // p.lanes
+        slots = max(G, self.HAZARD)
+        lane_bits = ceil_log2(n)
+
+        walking = Signal()
+        slot = Signal(range(slots))
+        addr = Signal(w_addr_width(p))
+        rot = Signal(max(1, lane_bits))
+        add = Signal()
+        last = slot == slots - 1
+
+        m.d.comb += self.rows.ready.eq(~walking | last)
+        with m.If(walking):
+            m.d.sync += [slot.eq(slot + 1), addr.eq(addr + 1)]
+            with m.If(last):
+                m.d.sync += walking.eq(0)
+        with m.If(self.rows.valid & self.rows.ready):
+            row = self.rows.payload.row
+            m.d.sync += [walking.eq(1), slot.eq(0), addr.eq(row * G),
+                         rot.eq(row[:lane_bits] if n > 1 else 0), add.eq(self.rows.payload.add)]
+            m.d.comb += self.row_added.eq(self.rows.payload.add)
+
+        issue = walking & (slot < G)
+        for b in range(n):
+            m.d.comb += [self.w_rd[b].addr.eq(addr), self.w_rd[b].en.eq(1)]
+        m.d.comb += [self.i_rd.addr.eq(slot), self.i_rd.en.eq(1)]
+
+        # t+1: memory outputs registered (weights rotated from banks to lanes)
+        v1, g1 = Signal(), Signal(range(max(G, 2)))
+        rot1, add1 = Signal.like(rot), Signal()
+        m.d.sync += [v1.eq(issue), g1.eq(slot), rot1.eq(rot), add1.eq(add)]
+        w2 = [Signal(signed(p.w_bits), name=f"w2_{l}") for l in range(n)]
+        i2 = Signal(acc_word(p))
+        v2, g2 = Signal(), Signal.like(g1)
+        m.d.sync += [v2.eq(v1), g2.eq(g1), i2.eq(self.i_rd.data)]
+        for lane in range(n):
+            # neuron j = g*n + lane lives in bank (row + lane) mod n
+            sel = Signal(signed(p.w_bits), name=f"wsel{lane}")
+            with m.Switch(rot1):
+                for r in range(n):
+                    with m.Case(r):
+                        m.d.comb += sel.eq(self.w_rd[(r + lane) % n].data)
+            m.d.sync += w2[lane].eq(Mux(add1, sel, 0))
+        # t+2: add
+        v3, g3 = Signal(), Signal.like(g1)
+        s3 = Signal(acc_word(p))
+        m.d.sync += [v3.eq(v2), g3.eq(g2)]
+        for lane in range(n):
+            m.d.sync += s3[lane].eq(i2[lane] + w2[lane])
+        # t+3: write back
+        m.d.comb += [self.i_wr.addr.eq(g3), self.i_wr.data.eq(s3), self.i_wr.en.eq(v3)]
+        m.d.comb += self.busy.eq(walking | v1 | v2 | v3)
+        return m
+
+
+class NeuronPhase(wiring.Component):
+    """One pass over all neurons (and input traces) per time step.
+
+    Slot ``c`` (``0 <= c < max(n_hid, n_in) / lanes``) reads neuron group ``c`` and input
+    trace word ``c``; after the pipeline it writes ``V``, ``s``, ``psi``, clears ``I``, appends
+    non-empty spike / active groups to their lists and writes the input traces.
+
+    Interface attributes
+    --------------------
+    start : Signal(1), in
+        Start a pass (the group lists are restarted).
+    clear : Signal(1), in
+        Empty the spike list (start of a sample: no previous spikes).
+    busy : Signal(1), out
+    learn : Signal(1), in
+        Count active neurons (``active``, ``weight_updates``) only in learning steps.
+    events : Signal(n_in rounded up to lanes), in
+        Input event bitmap of this step.
+    spk_count, act_count : out
+        Entries in the spike / active group lists.
+    spikes_inc, active_inc, wu_inc : out
+        Counter increments (valid for one cycle per group).
+    """
+
+    def __init__(self, p: FixedParams):
+        self.p = p
+        n, G = p.lanes, p.n_hid // p.lanes
+        self.c_in = -(-p.n_in // n)
+        self.c_tr = -(-(p.n_in + p.n_hid) // n)
+        ga, ta = ceil_log2(G), ceil_log2(self.c_tr)
+        super().__init__({
+            "start": In(1), "clear": In(1), "busy": Out(1), "learn": In(1),
+            "hyper": In(hyper_layout(p)),
+            "events": In(self.c_in * n),
+            "v_rd": Out(memory.ReadPort.Signature(addr_width=ga, shape=v_word(p))),
+            "v_wr": Out(memory.WritePort.Signature(addr_width=ga, shape=v_word(p))),
+            "i_rd": Out(memory.ReadPort.Signature(addr_width=ga, shape=acc_word(p))),
+            "i_wr": Out(memory.WritePort.Signature(addr_width=ga, shape=acc_word(p))),
+            "s_rd": Out(memory.ReadPort.Signature(addr_width=ga, shape=unsigned(n))),
+            "s_wr": Out(memory.WritePort.Signature(addr_width=ga, shape=unsigned(n))),
+            "psi_wr": Out(memory.WritePort.Signature(addr_width=ga, shape=psi_word(p))),
+            "tr_rd": Out(memory.ReadPort.Signature(addr_width=ta, shape=trace_word(p, n))),
+            "tr_wr": Out(memory.WritePort.Signature(addr_width=ta, shape=trace_word(p, n),
+                                                    granularity=1)),
+            "spk_wr": Out(memory.WritePort.Signature(
+                addr_width=ga, shape=group_entry(p, unsigned(n)))),
+            "act_wr": Out(memory.WritePort.Signature(
+                addr_width=ga, shape=group_entry(p, psi_word(p)))),
+            "spk_count": Out(bits_for(G)),
+            "act_count": Out(bits_for(G)),
+            "spikes_inc": Out(bits_for(n)),
+            "active_inc": Out(bits_for(n)),
+            "wu_inc": Out(bits_for(n * p.n_pre)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.p
+        n, G = p.lanes, p.n_hid // p.lanes
+        slots = max(G, self.c_in)
+        m.submodules.lif = lif = LifLanes(p, tag_shape=unsigned(bits_for(G)))
+        m.submodules.trace = trace = TraceLanes(
+            p, n, tag_shape=data.StructLayout({"c": unsigned(bits_for(self.c_tr)),
+                                               "en": unsigned(n)}))
+        m.d.comb += [lif.hyper.eq(self.hyper), trace.hyper.eq(self.hyper)]
+
+        running = Signal()
+        slot = Signal(range(slots + 1))
+        drain_cycles = max(LifLanes.LATENCY, TraceLanes.LATENCY) + 3
+        drain = Signal(range(drain_cycles + 1))
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), slot.eq(0)]
+        with m.Elif(running):
+            m.d.sync += slot.eq(slot + 1)
+            with m.If(slot == slots - 1):
+                m.d.sync += [running.eq(0), drain.eq(drain_cycles)]
+        with m.Elif(drain != 0):
+            m.d.sync += drain.eq(drain - 1)
+        m.d.comb += self.busy.eq(running | (drain != 0))
+
+        # issue: address every memory with the slot
+        for port in (self.v_rd, self.i_rd, self.s_rd, self.tr_rd):
+            m.d.comb += [port.addr.eq(slot), port.en.eq(1)]
+        nv0 = running & (slot < G)
+        tv0 = running & (slot < self.c_in)
+        en0 = Signal(n)
+        for l in range(n):
+            m.d.comb += en0[l].eq(slot * n + l < p.n_in)
+        ev0 = Signal(n)
+        m.d.comb += ev0.eq(self.events.word_select(slot[:ceil_log2(max(self.c_in, 2))], n)
+                           if self.c_in > 1 else self.events[:n])
+
+        # t+1: memory data appears; t+2: registered inputs into the datapaths
+        nv1, tv1 = Signal(), Signal()
+        c1 = Signal.like(slot)
+        en1, ev1 = Signal(n), Signal(n)
+        m.d.sync += [nv1.eq(nv0), tv1.eq(tv0), c1.eq(slot), en1.eq(en0), ev1.eq(ev0)]
+        m.d.sync += [
+            lif.i.valid.eq(nv1), lif.i.payload.tag.eq(c1),
+            lif.i.payload.v.eq(self.v_rd.data), lif.i.payload.acc.eq(self.i_rd.data),
+            lif.i.payload.s.eq(self.s_rd.data),
+            trace.i.valid.eq(tv1), trace.i.payload.tag.c.eq(c1), trace.i.payload.tag.en.eq(en1),
+            trace.i.payload.a.eq(self.tr_rd.data), trace.i.payload.spike.eq(ev1),
+        ]
+
+        # neuron results
+        out = lif.o.payload
+        g = out.tag
+        any_spike = out.s != 0
+        act_mask = Signal(n)
+        for l in range(n):
+            m.d.comb += act_mask[l].eq(out.psi[l] != 0)
+        m.d.comb += [
+            self.v_wr.addr.eq(g), self.v_wr.data.eq(out.v), self.v_wr.en.eq(lif.o.valid),
+            self.i_wr.addr.eq(g), self.i_wr.data.eq(0), self.i_wr.en.eq(lif.o.valid),
+            self.s_wr.addr.eq(g), self.s_wr.data.eq(out.s), self.s_wr.en.eq(lif.o.valid),
+            self.psi_wr.addr.eq(g), self.psi_wr.data.eq(out.psi), self.psi_wr.en.eq(lif.o.valid),
+            self.spk_wr.addr.eq(self.spk_count), self.spk_wr.data.g.eq(g),
+            self.spk_wr.data.word.eq(out.s), self.spk_wr.en.eq(lif.o.valid & any_spike),
+            self.act_wr.addr.eq(self.act_count), self.act_wr.data.g.eq(g),
+            self.act_wr.data.word.eq(out.psi), self.act_wr.en.eq(lif.o.valid & (act_mask != 0)),
+        ]
+        with m.If(self.start | self.clear):
+            m.d.sync += [self.spk_count.eq(0), self.act_count.eq(0)]
+        with m.Else():
+            with m.If(self.spk_wr.en):
+                m.d.sync += self.spk_count.eq(self.spk_count + 1)
+            with m.If(self.act_wr.en):
+                m.d.sync += self.act_count.eq(self.act_count + 1)
+        n_active = popcount(act_mask)
+        with m.If(lif.o.valid):
+            m.d.comb += self.spikes_inc.eq(popcount(out.s))
+            with m.If(self.learn):
+                m.d.comb += [self.active_inc.eq(n_active), self.wu_inc.eq(n_active * p.n_pre)]
+
+        # input trace results
+        m.d.comb += [self.tr_wr.addr.eq(trace.o.payload.tag.c), self.tr_wr.data.eq(trace.o.payload.a),
+                     self.tr_wr.en.eq(Mux(trace.o.valid, trace.o.payload.tag.en, 0))]
+        return m

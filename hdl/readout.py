@@ -1,0 +1,291 @@
+"""Leaky readout (SPEC.md steps 4, 5), readout weight update and hidden traces (steps 7, 8).
+
+* :class:`Readout` keeps ``y``, ``score`` and ``err``: per step it decays ``y`` (one class per
+  cycle, one multiplier), adds one ``W_out`` column per hidden spike (all classes in
+  parallel), then saturates ``y`` and updates ``score`` and the error.
+* :class:`ReadoutUpdateLanes` is the pipelined update of one ``W_out`` column (all classes
+  in parallel) with stochastic rounding.
+* :class:`ReadoutUpdatePhase` walks every hidden neuron once per learning step: hidden trace
+  update (step 7) followed by the update of its ``W_out`` column (step 8).
+"""
+
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from golden.fixed import FixedParams
+from .arith import bits_for, low_mask, sat
+from .interface import hyper_layout
+from .rng import Xorshift32
+from .trace import TraceLanes, trace_word
+
+__all__ = ["wout_word", "y_word", "Readout", "ReadoutUpdateLanes", "ReadoutUpdatePhase"]
+
+
+def wout_word(p: FixedParams) -> data.ArrayLayout:
+    """One ``W_out`` column (all classes of hidden neuron ``j``); also a ``B`` row."""
+    return data.ArrayLayout(signed(p.w_bits), p.n_out)
+
+
+def y_word(p: FixedParams) -> data.ArrayLayout:
+    return data.ArrayLayout(signed(p.y_bits), p.n_out)
+
+
+def label_shape(p: FixedParams):
+    return unsigned(bits_for(max(p.n_out - 1, 1)))
+
+
+class Readout(wiring.Component):
+    """Readout state ``y``, ``score``, error ``err`` and the per-step readout update.
+
+    Sequence per step: ``start`` (decay, ``busy`` for about ``n_out`` cycles), then any number
+    of ``add_valid`` cycles (one ``W_out`` column of a spiking neuron each), then ``finish``
+    (``busy`` for 2 cycles): ``y = sat_y(acc)``, ``score = sat(score + y)``,
+    ``err = sat_y(y - target * onehot(label))``.
+
+    Interface attributes
+    --------------------
+    clear, start, finish : Signal(1), in
+    add_valid : Signal(1), in
+    add_word : wout_word, in
+    label : in
+    hyper : hyper_layout, in
+    busy : Signal(1), out
+    y, err : y_word, out
+    score : ArrayLayout(signed(score_bits), n_out), out
+    """
+
+    def __init__(self, p: FixedParams):
+        self.p = p
+        super().__init__({
+            "clear": In(1), "start": In(1), "finish": In(1), "busy": Out(1),
+            "add_valid": In(1), "add_word": In(wout_word(p)),
+            "label": In(label_shape(p)),
+            "hyper": In(hyper_layout(p)),
+            "y": Out(y_word(p)), "err": Out(y_word(p)),
+            "score": Out(data.ArrayLayout(signed(p.score_bits), p.n_out)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, h, K = self.p, self.hyper, self.p.n_out
+        yf = getattr(p, "y_frac", 0)
+        acc_bits = max(p.y_bits, p.w_bits + bits_for(p.n_hid) + yf) + 2
+        acc = [Signal(signed(acc_bits), name=f"acc{k}") for k in range(K)]
+
+        # decay: one class per cycle through a 2-stage multiplier pipeline
+        decaying = Signal()
+        k = Signal(range(K + 1))
+        va, vb = Signal(), Signal()
+        ka, kb = Signal.like(k), Signal.like(k)
+        sel = Signal(signed(p.y_bits))
+        prod = Signal(signed(p.y_bits + p.decay_frac + 1))
+        with m.If(self.start):
+            m.d.sync += [decaying.eq(1), k.eq(0)]
+        with m.Elif(decaying):
+            m.d.sync += k.eq(k + 1)
+            with m.If(k == K - 1):
+                m.d.sync += decaying.eq(0)
+        m.d.sync += [va.eq(decaying), ka.eq(k), sel.eq(self.y[k])]
+        m.d.sync += [vb.eq(va), kb.eq(ka), prod.eq(sel * h.kappa_q)]
+        with m.If(vb):
+            with m.Switch(kb):
+                for c in range(K):
+                    with m.Case(c):
+                        m.d.sync += acc[c].eq(prod >> p.decay_frac)
+        with m.If(self.add_valid):
+            for c in range(K):
+                m.d.sync += acc[c].eq(acc[c] + (self.add_word[c] << yf))
+
+        # finish: saturate y, then score and error
+        f1, f2 = Signal(), Signal()
+        m.d.sync += [f1.eq(self.finish), f2.eq(f1)]
+        with m.If(f1):
+            for c in range(K):
+                m.d.sync += self.y[c].eq(sat(acc[c], p.y_bits))
+        with m.If(f2):
+            for c in range(K):
+                m.d.sync += [
+                    self.score[c].eq(sat(self.score[c] + self.y[c], p.score_bits)),
+                    self.err[c].eq(sat((self.y[c] >> yf) - Mux(self.label == c, h.target, 0),
+                                                p.y_bits)),
+                ]
+        with m.If(self.clear):
+            for c in range(K):
+                m.d.sync += [self.y[c].eq(0), self.score[c].eq(0)]
+        m.d.comb += self.busy.eq(decaying | va | vb | f1 | f2)
+        return m
+
+
+class ReadoutUpdateLanes(wiring.Component):
+    """``W_out[k, j] = sat_w(W_out[k, j] - ((err_k * a_j + r_k) >> go_shift))`` for all ``k``.
+
+    ``r_k`` is masked to its low ``go_shift`` bits here. Latency ``LATENCY``.
+
+    Interface attributes
+    --------------------
+    i : stream (always ready), in
+        ``w`` (the column), ``a`` (hidden trace ``a_hid[j]`` after step 7), ``r`` (generator
+        outputs), ``tag``.
+    o : stream (always ready), out
+        ``w``, ``tag``.
+    err : y_word, in
+    hyper : hyper_layout, in
+        Uses ``go_shift``.
+    """
+
+    LATENCY = 4
+
+    def __init__(self, p: FixedParams, tag_shape=unsigned(1)):
+        self.p, self.tag_shape = p, tag_shape
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "w": wout_word(p), "a": unsigned(p.tr_bits),
+                "r": data.ArrayLayout(unsigned(32), p.n_out), "tag": tag_shape}),
+                always_ready=True)),
+            "o": Out(stream.Signature(data.StructLayout({
+                "w": wout_word(p), "tag": tag_shape}), always_ready=True)),
+            "err": In(y_word(p)),
+            "hyper": In(hyper_layout(p)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, K = self.p, self.p.n_out
+        sh = self.hyper.go_shift
+        pw = p.y_bits + p.tr_bits + 1
+        tw = max(pw, 33) + 1
+
+        valid = [Signal(name=f"valid{s}") for s in range(3)]
+        tag = [Signal(self.tag_shape, name=f"tag{s}") for s in range(3)]
+        m.d.sync += [valid[0].eq(self.i.valid), tag[0].eq(self.i.payload.tag)]
+        for s in range(1, 3):
+            m.d.sync += [valid[s].eq(valid[s - 1]), tag[s].eq(tag[s - 1])]
+
+        mask = low_mask(sh, 32)
+        w = [[Signal(signed(p.w_bits), name=f"w{s}_{k}") for k in range(K)] for s in range(3)]
+        prod = [Signal(signed(pw), name=f"prod{k}") for k in range(K)]
+        r1 = [Signal(unsigned(32), name=f"r{k}") for k in range(K)]
+        t2 = [Signal(signed(tw), name=f"t{k}") for k in range(K)]
+        d3 = [Signal(signed(tw), name=f"d{k}") for k in range(K)]
+        for k in range(K):
+            m.d.sync += [
+                prod[k].eq(self.err[k] * self.i.payload.a),
+                r1[k].eq(self.i.payload.r[k] & mask),
+                w[0][k].eq(self.i.payload.w[k]),
+                t2[k].eq(prod[k] + r1[k]), w[1][k].eq(w[0][k]),
+                d3[k].eq(t2[k] >> sh), w[2][k].eq(w[1][k]),
+                self.o.payload.w[k].eq(sat(w[2][k] - d3[k], p.w_bits)),
+            ]
+        m.d.sync += [self.o.valid.eq(valid[2]), self.o.payload.tag.eq(tag[2])]
+        return m
+
+
+class ReadoutUpdatePhase(wiring.Component):
+    """Steps 7 and 8 for every hidden neuron ``j`` ascending, one neuron per cycle.
+
+    ``a_hid[j] = usat(decay(a_hid[j]) + one * s_j)`` then the ``W_out`` column ``j`` update;
+    readout generator ``k`` advances once per neuron. Runs only in learning steps.
+
+    Interface attributes
+    --------------------
+    start : Signal(1), in
+    busy : Signal(1), out
+    reseed : Signal(1), in
+        Reload the readout generators from ``hyper.seed``.
+    err : y_word, in
+    tr_rd, tr_wr : trace memory ports (``a_hid[j]`` is source ``n_in + j``).
+    s_rd : spike memory read port.
+    wout_rd, wout_wr : ``W_out`` memory ports.
+    rng_state : ArrayLayout(unsigned(32), n_out), out
+        Readout generator states.
+    """
+
+    def __init__(self, p: FixedParams):
+        self.p = p
+        n, G = p.lanes, p.n_hid // p.lanes
+        self.c_tr = -(-(p.n_in + p.n_hid) // n)
+        super().__init__({
+            "start": In(1), "busy": Out(1), "reseed": In(1),
+            "hyper": In(hyper_layout(p)), "err": In(y_word(p)),
+            "tr_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(self.c_tr),
+                                                   shape=trace_word(p, n))),
+            "tr_wr": Out(memory.WritePort.Signature(addr_width=ceil_log2(self.c_tr),
+                                                    shape=trace_word(p, n), granularity=1)),
+            "s_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(G), shape=unsigned(n))),
+            "wout_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(p.n_hid),
+                                                     shape=wout_word(p))),
+            "wout_wr": Out(memory.WritePort.Signature(addr_width=ceil_log2(p.n_hid),
+                                                      shape=wout_word(p))),
+            "rng_state": Out(data.ArrayLayout(unsigned(32), p.n_out)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.p
+        n = p.lanes
+        lb = ceil_log2(n)
+        src = unsigned(bits_for(p.n_in + p.n_hid))
+        tag1 = data.StructLayout({"j": unsigned(bits_for(p.n_hid)), "src": src,
+                                  "w": wout_word(p)})
+        m.submodules.trace = trace = TraceLanes(p, 1, tag_shape=tag1)
+        m.submodules.update = update = ReadoutUpdateLanes(
+            p, tag_shape=unsigned(bits_for(p.n_hid)))
+        m.d.comb += [trace.hyper.eq(self.hyper), update.hyper.eq(self.hyper),
+                     update.err.eq(self.err)]
+        rngs = []
+        for k in range(p.n_out):
+            rng = Xorshift32(lane=n + k)
+            m.submodules[f"rng{k}"] = rng
+            rngs.append(rng)
+            m.d.comb += [rng.seed.eq(self.hyper.seed), rng.load.eq(self.reseed),
+                         rng.advance.eq(trace.o.valid), update.i.payload.r[k].eq(rng.value),
+                         self.rng_state[k].eq(rng.state)]
+
+        running = Signal()
+        j = Signal(range(p.n_hid + 1))
+        s_idx = Signal(src)  # n_in + j
+        drain_cycles = TraceLanes.LATENCY + ReadoutUpdateLanes.LATENCY + 3
+        drain = Signal(range(drain_cycles + 1))
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), j.eq(0), s_idx.eq(p.n_in)]
+        with m.Elif(running):
+            m.d.sync += [j.eq(j + 1), s_idx.eq(s_idx + 1)]
+            with m.If(j == p.n_hid - 1):
+                m.d.sync += [running.eq(0), drain.eq(drain_cycles)]
+        with m.Elif(drain != 0):
+            m.d.sync += drain.eq(drain - 1)
+        m.d.comb += self.busy.eq(running | (drain != 0))
+
+        m.d.comb += [
+            self.tr_rd.addr.eq(s_idx >> lb), self.tr_rd.en.eq(1),
+            self.s_rd.addr.eq(j >> lb), self.s_rd.en.eq(1),
+            self.wout_rd.addr.eq(j), self.wout_rd.en.eq(1),
+        ]
+        v1 = Signal()
+        j1, src1 = Signal.like(j), Signal(src)
+        m.d.sync += [v1.eq(running), j1.eq(j), src1.eq(s_idx)]
+        tr_lane = src1[:lb] if n > 1 else 0
+        s_lane = j1[:lb] if n > 1 else 0
+        m.d.sync += [
+            trace.i.valid.eq(v1),
+            trace.i.payload.a[0].eq(self.tr_rd.data[tr_lane]),
+            trace.i.payload.spike.eq(self.s_rd.data.bit_select(s_lane, 1)),
+            trace.i.payload.tag.j.eq(j1), trace.i.payload.tag.src.eq(src1),
+            trace.i.payload.tag.w.eq(self.wout_rd.data),
+        ]
+        a_new = trace.o.payload.a[0]
+        t = trace.o.payload.tag
+        for l in range(n):
+            m.d.comb += self.tr_wr.data[l].eq(a_new)
+        m.d.comb += [
+            self.tr_wr.addr.eq(t.src >> lb),
+            self.tr_wr.en.eq(Mux(trace.o.valid,
+                                 (Const(1, unsigned(n)) << (t.src[:lb] if n > 1 else 0))[:n], 0)),
+            update.i.valid.eq(trace.o.valid), update.i.payload.w.eq(t.w),
+            update.i.payload.a.eq(a_new), update.i.payload.tag.eq(t.j),
+            self.wout_wr.addr.eq(update.o.payload.tag), self.wout_wr.data.eq(update.o.payload.w),
+            self.wout_wr.en.eq(update.o.valid),
+        ]
+        return m

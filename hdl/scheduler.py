@@ -1,0 +1,118 @@
+"""Walkers over neuron group lists (event-driven) or over all neurons (dense mode).
+
+The neuron phase appends every group ``g`` (neurons ``g*lanes .. g*lanes+lanes-1``) that has
+at least one spike (or active neuron) to a group list, together with its word (spike bits or
+``psi`` values). :class:`GroupWalker` turns such a list into a stream of neuron indices, one
+per cycle, ascending. In dense mode it walks every group of the per-neuron word memory instead
+and emits every neuron, flagged by whether its element is non-zero.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, Value, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from golden.fixed import FixedParams
+from .arith import bits_for
+from .lif import group_entry
+
+__all__ = ["GroupWalker"]
+
+
+class GroupWalker(wiring.Component):
+    """Stream the neurons of a group list (sparse) or of all groups (dense).
+
+    Interface attributes
+    --------------------
+    start : Signal(1), in
+        Start a walk over ``count`` list entries (or all ``n_hid / lanes`` groups if ``dense``).
+    dense : Signal(1), in
+        Sampled at ``start``... and held by the caller during the walk.
+    count : in
+        Number of valid list entries.
+    list_rd : read port, out
+        Group list memory (entries ``g, word``).
+    dense_rd : read port, out
+        Per-group word memory (dense mode).
+    o : stream, out
+        ``j`` (neuron), ``flag`` (element non-zero), ``elem`` (the element).
+    busy : Signal(1), out
+    """
+
+    def __init__(self, p: FixedParams, elem_shape):
+        self.p, self.elem_shape = p, elem_shape
+        n, G = p.lanes, p.n_hid // p.lanes
+        word = data.ArrayLayout(elem_shape, n)
+        self.word = word
+        super().__init__({
+            "start": In(1), "dense": In(1), "count": In(bits_for(G)), "busy": Out(1),
+            "list_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(G),
+                                                     shape=group_entry(p, word))),
+            "dense_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(G), shape=word)),
+            "o": Out(stream.Signature(data.StructLayout({
+                "j": unsigned(bits_for(p.n_hid)), "flag": unsigned(1), "elem": elem_shape}))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.p
+        n, G = p.lanes, p.n_hid // p.lanes
+        lane_bits = ceil_log2(n)
+
+        running = Signal()
+        e = Signal(range(G + 1))
+        total = Mux(self.dense, G, self.count)
+        fetch = running & (e < total)
+
+        d_valid = Signal()
+        d_e = Signal.like(e)
+        x_visit = Signal(n)
+        x_word = Signal(self.word)
+        x_g = Signal(bits_for(G))
+
+        # lowest set bit of the visit mask
+        bit = Signal(range(max(n, 2)))
+        for b in reversed(range(n)):
+            with m.If(x_visit[b]):
+                m.d.comb += bit.eq(b)
+        rest = Signal(n)
+        m.d.comb += rest.eq(x_visit & (x_visit - 1))
+        fire = self.o.valid & self.o.ready
+        x_free = (x_visit == 0) | (fire & (rest == 0))
+        x_take = d_valid & x_free
+        en = ~d_valid | x_take
+
+        for port in (self.list_rd, self.dense_rd):
+            m.d.comb += [port.addr.eq(e), port.en.eq(en)]
+        with m.If(en):
+            m.d.sync += [d_valid.eq(fetch), d_e.eq(e)]
+            with m.If(fetch):
+                m.d.sync += e.eq(e + 1)
+
+        d_g = Mux(self.dense, d_e, self.list_rd.data.g)
+        d_word = Signal(self.word)
+        m.d.comb += d_word.eq(Mux(self.dense, self.dense_rd.data.as_value(),
+                                  self.list_rd.data.word.as_value()))
+        d_mask = Signal(n)
+        for l in range(n):
+            m.d.comb += d_mask[l].eq(Mux(self.dense, 1, Value.cast(d_word[l]) != 0))
+
+        with m.If(fire):
+            m.d.sync += x_visit.eq(rest)
+        with m.If(x_take):
+            m.d.sync += [x_visit.eq(d_mask), x_word.eq(d_word), x_g.eq(d_g)]
+
+        elem = x_word[bit]
+        m.d.comb += [
+            self.o.valid.eq(x_visit != 0),
+            self.o.payload.j.eq(x_g * n + bit if n > 1 else x_g),
+            self.o.payload.elem.eq(elem),
+            self.o.payload.flag.eq(Value.cast(elem) != 0),
+        ]
+
+        with m.If(self.start):
+            m.d.sync += [running.eq(1), e.eq(0), d_valid.eq(0), x_visit.eq(0)]
+        with m.Elif(~self.busy):
+            m.d.sync += running.eq(0)
+        m.d.comb += self.busy.eq(running & (fetch | d_valid | (x_visit != 0)))
+        return m
