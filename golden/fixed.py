@@ -56,7 +56,7 @@ class FixedParams:
     n_out: int = 10         #: leaky-integrator readout units (classes)
     recurrent: bool = False  #: hidden->hidden weights present
     lanes: int = 1          #: parallel synapse lanes (accumulation and gradient walk)
-    w_bits: int = 8         #: weights (input, recurrent, readout, feedback)
+    w_bits: int = 10        #: weights (input, recurrent, readout, feedback)
     v_bits: int = 16        #: membrane potential
     tr_bits: int = 12       #: presynaptic traces, unsigned
     tr_frac: int = 7        #: fractional bits of a trace
@@ -116,13 +116,13 @@ class FixedHyper:
     alpha_q: int = 243     #: membrane leak  (0.949)
     lam_q: int = 243       #: presynaptic trace decay (= alpha: exact for one layer)
     kappa_q: int = 243     #: readout leak
-    theta: int = 64        #: threshold
-    b_th: int = 16         #: active-neuron band: psi > 0 iff |V - theta| < b_th
-    target: int = 64       #: readout target of the labelled class (others 0)
+    theta: int = 256       #: threshold (one float unit: weights span +-2 theta)
+    b_th: int = 64         #: active-neuron band: psi > 0 iff |V - theta| < b_th
+    target: int = 256      #: readout target of the labelled class (others 0)
     l_shift: int = 6       #: learning signal scale
     psi_shift: int = 4     #: modulator scale
-    g_shift: int = 14      #: hidden learning rate
-    go_shift: int = 14     #: readout learning rate
+    g_shift: int = 19      #: hidden learning rate  (float lr 2**-6, golden.quantize)
+    go_shift: int = 13     #: readout learning rate (float lr 2**-6)
     feedback: int = FEEDBACK_SYMMETRIC  #: 0 symmetric (B = W_out^T), 1 random (B memory)
     seed: int = 1          #: xorshift32 seed of the stochastic-rounding generators
 

@@ -118,7 +118,7 @@ def test_vectorised_equals_scalar_reading_of_spec(case):
 
 
 def test_saturation_never_wraps():
-    p = FixedParams(n_in=4, n_hid=4, n_out=2)
+    p = FixedParams(n_in=4, n_hid=4, n_out=2, w_bits=8)
     h = FixedHyper(theta=10, b_th=255, g_shift=0, go_shift=0, l_shift=0, psi_shift=0)
     core = FixedCore(p, h)
     core.load_weights(np.full((4, 4), 127), np.full((2, 4), -128), np.zeros((4, 2)))
@@ -154,8 +154,8 @@ def test_bad_inputs_rejected_and_state_kept():
     core = FixedCore(FixedParams(n_in=4, n_hid=4, n_out=2))
     with pytest.raises(ValueError, match="shape"):
         core.load_weights(w=np.zeros((3, 4)))
-    with pytest.raises(ValueError, match="8 signed bits"):
-        core.load_weights(w=np.full((4, 4), 128))
+    with pytest.raises(ValueError, match="10 signed bits"):
+        core.load_weights(w=np.full((4, 4), 512))
     assert (core.w == 0).all()
     with pytest.raises(ValueError, match="label"):
         core.start_sample(2, True)

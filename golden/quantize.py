@@ -1,0 +1,66 @@
+"""Map between the fixed-point hardware registers and the float reference model.
+
+The float model measures weights, membrane and readout in units of the threshold
+(``theta = 1``); the hardware measures them in weight LSBs, so one float unit is
+``scale = hyper.theta`` LSBs. With that scale (derivation in ``golden/SPEC.md`` terms):
+
+* ``B err`` carries ``scale**2``, so ``L_int = scale**2 * L / 2**l_shift``;
+* ``psi_int = b_th - |V - theta| = scale * psi`` for a triangle of height and half-width
+  ``b_th / scale`` (``NetConfig(surrogate_width=surrogate_height=b_th/scale)``);
+* a trace of one spike is ``2**tr_frac``.
+
+Hence the float learning rates the shifts implement are
+``lr_hidden = scale**2 * 2**tr_frac / 2**(l_shift + psi_shift + g_shift)`` and
+``lr_readout = 2**tr_frac / 2**go_shift``.
+"""
+
+import numpy as np
+
+from .config import NetConfig
+from .fixed import FixedHyper, FixedParams
+
+
+def learning_rates(p: FixedParams, h: FixedHyper) -> tuple[float, float]:
+    """(hidden, readout) float SGD learning rates equivalent to the shift registers."""
+    lr_hid = h.theta ** 2 * 2.0 ** (p.tr_frac - h.l_shift - h.psi_shift - h.g_shift)
+    lr_out = 2.0 ** (p.tr_frac - h.go_shift)
+    return lr_hid, lr_out
+
+
+def float_config(p: FixedParams, h: FixedHyper, **overrides) -> NetConfig:
+    """The float ``NetConfig`` computing the same rule as the hardware (up to rounding).
+
+    Raises ``ValueError`` when the hidden and readout learning rates differ, since the
+    float model has a single learning rate.
+    """
+    lr_hid, lr_out = learning_rates(p, h)
+    if not np.isclose(lr_hid, lr_out):
+        raise ValueError(f"hidden and readout learning rates differ ({lr_hid} vs {lr_out})")
+    one = float(1 << p.decay_frac)
+    b_th = h.b_th / h.theta
+    cfg = dict(n_in=p.n_in, n_hidden=(p.n_hid,), n_out=p.n_out, recurrent=p.recurrent,
+               alpha=h.alpha_q / one, lam=h.lam_q / one, lam_out=h.lam_q / one,
+               kappa=h.kappa_q / one, theta=1.0, surrogate="triangle",
+               surrogate_width=b_th, surrogate_height=b_th, b_th=b_th, rule="ottt",
+               feedback="symmetric" if h.feedback == 0 else "random", loss="mse",
+               target=h.target / h.theta, lr=lr_hid, optimizer="sgd")
+    cfg.update(overrides)
+    return NetConfig(**cfg)
+
+
+def quantize_params(p: FixedParams, h: FixedHyper, params: dict) -> tuple:
+    """Float parameters (``golden.float_model.init_params`` keys) to hardware weights.
+
+    Returns ``(w, w_out, b)`` as saturated integers, ``b`` zero when there is no ``B0``.
+    """
+    hi = (1 << (p.w_bits - 1)) - 1
+
+    def q(x):
+        return np.clip(np.round(np.asarray(x) * h.theta), -hi - 1, hi).astype(np.int64)
+
+    w = q(params["W0"])                      # [n_hid, n_in], as W[j, i]
+    if p.recurrent:
+        w = np.concatenate([w, q(params["R0"])], axis=1)
+    w_out = q(params["Wout"])                # [n_out, n_hid]
+    b = q(params["B0"].T) if "B0" in params else np.zeros((p.n_hid, p.n_out), dtype=np.int64)
+    return w, w_out, b
