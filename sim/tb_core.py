@@ -71,8 +71,10 @@ async def run_stream(drv, gold, samples, cfg, tag):
                 assert (y == trace.y).all(), f"{tag} sample {s} step {t}: y {y} != {trace.y}"
                 if learn and cfg.get("check_step_weights"):
                     w = await drv.read_matrix(Memory.W, gold.w.shape)
-                    assert (w == gold.w).all(), f"{tag} sample {s} step {t}: W differs at " \
-                        f"{np.argwhere(w != gold.w)[:8].tolist()}"
+                    bad = np.argwhere(w != gold.w)
+                    assert not bad.size, f"{tag} sample {s} step {t}: W differs at " \
+                        f"{bad[:8].tolist()} rtl {w[tuple(bad.T)][:8]} gold {gold.w[tuple(bad.T)][:8]}" \
+                        f" active {trace.active} psi {trace.psi}"
                     wo = await drv.read_matrix(Memory.W_OUT, gold.w_out.shape)
                     bad = np.argwhere(wo != gold.w_out)
                     assert not bad.size, f"{tag} sample {s} step {t}: W_out differs at " \
