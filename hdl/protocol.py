@@ -1,0 +1,1031 @@
+"""Framed host protocol in gateware: CRC-16, deframer, framer and command processor.
+
+The wire format (``host/protocol.py``, ``host/PROTOCOL.md``) is::
+
+    A5 5A | LEN_LO LEN_HI | TYPE | SEQ | HCHK | PAYLOAD | CRC_HI CRC_LO
+
+Data path (one byte per cycle at most)::
+
+    rx bytes -> Deframer -> 2-bank frame buffer -> CommandProcessor -> Framer -> tx bytes
+                                                     |  ^
+                                   tokens/mem_cmd/hyper  |  result/mem_rsp/counters
+                                                     v  |
+                                                  LearningCore
+
+* :class:`Deframer` hunts for a header in a 7-byte sliding window (sync bytes and header
+  check), so garbage never costs more than the bytes it occupies. It stores the payload in
+  the free bank of the frame buffer, checks the CRC and posts one descriptor per frame
+  (including frames with a bad CRC, an oversize length or a timeout, so that every frame gets
+  its reply in order). While the processor works on one bank the next frame is received into
+  the other one: frames pipeline.
+* :class:`CommandProcessor` handles descriptors in order. A frame's payload is validated
+  completely (a first pass over the buffer) before anything is executed (a second pass), so a
+  rejected frame changes nothing.
+* :class:`Framer` wraps every reply in a frame with header check and CRC.
+"""
+
+from functools import reduce
+from operator import xor
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out, connect, flipped
+from amaranth.utils import bits_for
+
+from golden.fixed import FixedHyper, FixedParams
+from host import protocol as wire
+from host.protocol import Cmd, Nak
+
+from .interface import (ALL_COUNTERS, Memory, TokenKind, counters_layout, hyper_layout,
+                        mem_cmd_layout, result_layout, token_layout)
+
+__all__ = ["crc16_update", "Deframer", "Framer", "BufferReader", "CommandProcessor",
+           "ProtocolEngine", "frame_desc_layout", "reply_layout"]
+
+
+# -- CRC-16/CCITT-FALSE as XOR networks -----------------------------------------------------
+def _crc_network(nbytes: int):
+    """For each of the 16 output bits: the set of input bits it is the XOR of.
+
+    Inputs 0..15 are the CRC register, 16 + 8*k + b is bit b of data byte k (MSB first per
+    byte, as the CRC is defined).
+    """
+    crc = [frozenset([i]) for i in range(16)]
+    for k in range(nbytes):
+        for b in range(7, -1, -1):
+            fb = crc[15] ^ frozenset([16 + 8 * k + b])
+            new = [frozenset()] + crc[:15]
+            for tap in (0, 5, 12):
+                new[tap] = new[tap] ^ fb
+            crc = new
+    return crc
+
+
+def crc16_update(crc, data_bytes):
+    """Expression: CRC register ``crc`` (16 bit) after the bytes ``data_bytes`` (list)."""
+    inputs = [crc[i] for i in range(16)] + [d[b] for d in data_bytes for b in range(8)]
+    out = []
+    for terms in _crc_network(len(data_bytes)):
+        out.append(reduce(xor, [inputs[t] for t in sorted(terms)]) if terms else Const(0, 1))
+    return Cat(*out)
+
+
+def Cmd_ack(t):
+    """Reply type of an ACK to request type ``t``."""
+    return t | wire.ACK_BIT
+
+
+def signed32():
+    return signed(32)
+
+
+# -- layouts --------------------------------------------------------------------------------
+def frame_desc_layout() -> data.StructLayout:
+    return data.StructLayout({
+        "status": unsigned(4),   # 0 = good frame, else a transport Nak code
+        "type": unsigned(8),
+        "seq": unsigned(8),
+        "length": unsigned(16),
+        "bank": unsigned(1),
+    })
+
+
+def reply_layout() -> data.StructLayout:
+    return data.StructLayout({"type": unsigned(8), "seq": unsigned(8), "length": unsigned(16)})
+
+
+class Deframer(wiring.Component):
+    """Byte stream -> validated frames in a two-bank buffer.
+
+    Parameters
+    ----------
+    max_payload : int
+        Bank size in bytes (power of two). Longer frames are answered with ``TOO_LONG``.
+    timeout_cycles : int
+        A frame whose next byte does not arrive within this many cycles is abandoned and
+        answered with ``TIMEOUT`` (also clears a half-received header).
+
+    Interface attributes
+    --------------------
+    i : stream.Signature(8), input
+        Received bytes.
+    wr_addr, wr_data, wr_en : output
+        Write port of the frame buffer (``bank * max_payload + offset``).
+    frame : stream.Signature(frame_desc_layout()), output
+        One descriptor per frame, in order. The consumer asserts ``ready`` when it is done
+        with the bank: that transfer frees the bank.
+    """
+
+    def __init__(self, *, max_payload: int, timeout_cycles: int):
+        if max_payload < 32 or max_payload & (max_payload - 1) or max_payload > 32768:
+            raise ValueError(f"max_payload must be a power of two in [32, 32768], "
+                             f"not {max_payload!r}")
+        if timeout_cycles < 16:
+            raise ValueError(f"timeout_cycles must be at least 16, not {timeout_cycles!r}")
+        self.max_payload = max_payload
+        self.timeout_cycles = timeout_cycles
+        self.addr_bits = bits_for(max_payload - 1) + 1
+        super().__init__({
+            "i":       In(stream.Signature(8)),
+            "wr_addr": Out(self.addr_bits),
+            "wr_data": Out(8),
+            "wr_en":   Out(1),
+            "frame":   Out(stream.Signature(frame_desc_layout())),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        mp = self.max_payload
+
+        win = Signal(7 * 8)
+        b = [win[8 * k:8 * k + 8] for k in range(7)]
+        hdr_crc = crc16_update(Const(0xFFFF, 16), b[2:6])
+        match = (b[0] == 0xA5) & (b[1] == 0x5A) & (hdr_crc[:8] == b[6])
+        hdr_len = Cat(b[2], b[3])
+
+        length = Signal(16)
+        ftype = Signal(8)
+        seq = Signal(8)
+        crc = Signal(16)
+        remaining = Signal(17)
+        ptr = Signal(range(mp + 1))
+        idle = Signal(range(self.timeout_cycles + 1))
+        status = Signal(4)
+
+        full = Signal(2)
+        wbank = Signal()
+        rbank = Signal()
+        descs = [Signal(frame_desc_layout(), name=f"desc{k}") for k in range(2)]
+        post = Signal()          # completing a frame this cycle (into bank wbank)
+        post_status = Signal(4)
+
+        # consumer side
+        m.d.comb += [
+            self.frame.valid.eq(full.bit_select(rbank, 1)),
+            self.frame.payload.eq(Mux(rbank, descs[1], descs[0])),
+            self.frame.payload.bank.eq(rbank),
+        ]
+        release = self.frame.valid & self.frame.ready
+        with m.If(release):
+            m.d.sync += rbank.eq(~rbank)
+        with m.If(post):
+            m.d.sync += wbank.eq(~wbank)
+        for k in range(2):
+            with m.If(post & (wbank == k)):
+                m.d.sync += [
+                    full[k].eq(1),
+                    descs[k].status.eq(post_status),
+                    descs[k].type.eq(ftype),
+                    descs[k].seq.eq(seq),
+                    descs[k].length.eq(length),
+                ]
+            with m.Elif(release & (rbank == k)):
+                m.d.sync += full[k].eq(0)
+
+        bank_free = ~full.bit_select(wbank, 1)
+        next_crc = crc16_update(crc, [self.i.payload])
+        m.d.comb += [
+            self.wr_addr.eq(Cat(ptr[:self.addr_bits - 1], wbank)),
+            self.wr_data.eq(self.i.payload),
+        ]
+
+        with m.FSM():
+            with m.State("HUNT"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.sync += [win.eq(Cat(win[8:], self.i.payload)), idle.eq(0)]
+                    m.next = "CHECK"
+                with m.Elif(idle == self.timeout_cycles):
+                    m.d.sync += [win.eq(0), idle.eq(0)]
+                with m.Else():
+                    m.d.sync += idle.eq(idle + 1)
+            with m.State("CHECK"):
+                with m.If(match):
+                    m.d.sync += [
+                        length.eq(hdr_len), ftype.eq(b[4]), seq.eq(b[5]), crc.eq(hdr_crc),
+                        remaining.eq(hdr_len + 2), ptr.eq(0), idle.eq(0), win.eq(0),
+                    ]
+                    with m.If(hdr_len > mp):
+                        m.d.sync += status.eq(Nak.TOO_LONG)
+                        m.next = "POST"
+                    with m.Else():
+                        m.next = "RECV"
+                with m.Else():
+                    m.next = "HUNT"
+            with m.State("RECV"):
+                m.d.comb += self.i.ready.eq(bank_free)
+                with m.If(self.i.valid & bank_free):
+                    m.d.sync += [crc.eq(next_crc), remaining.eq(remaining - 1), idle.eq(0)]
+                    with m.If(ptr != length):
+                        m.d.comb += self.wr_en.eq(1)
+                        m.d.sync += ptr.eq(ptr + 1)
+                    with m.If(remaining == 1):
+                        m.d.comb += [post_status.eq(Mux(next_crc != 0, Nak.BAD_CRC, 0)),
+                                     post.eq(1)]
+                        m.next = "HUNT"
+                with m.Elif(bank_free):
+                    with m.If(idle == self.timeout_cycles):
+                        m.d.comb += [post_status.eq(Nak.TIMEOUT), post.eq(1)]
+                        m.next = "HUNT"
+                    with m.Else():
+                        m.d.sync += idle.eq(idle + 1)
+            with m.State("POST"):
+                with m.If(bank_free):
+                    m.d.comb += [post_status.eq(status), post.eq(1)]
+                    m.next = "HUNT"
+        return m
+
+
+class Framer(wiring.Component):
+    """Wraps reply payloads into frames.
+
+    Interface attributes
+    --------------------
+    start : stream.Signature(reply_layout()), input
+        Header of the reply. Keep it valid while the payload is sent; it is accepted (ready)
+        once the whole frame, CRC included, has gone out.
+    i : stream.Signature(8), input
+        ``start.payload.length`` payload bytes.
+    o : stream.Signature(8), output
+        Frame bytes.
+    """
+
+    start: In(stream.Signature(reply_layout()))
+    i:     In(stream.Signature(8))
+    o:     Out(stream.Signature(8))
+
+    def elaborate(self, platform):
+        m = Module()
+        hdr = self.start.payload
+        crc = Signal(16)
+        idx = Signal(3)
+        left = Signal(16)
+        hbytes = Array([Const(0xA5, 8), Const(0x5A, 8), hdr.length[:8], hdr.length[8:],
+                        hdr.type, hdr.seq, crc[:8], Const(0, 8)])
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start.valid):
+                    m.d.sync += [idx.eq(0), crc.eq(0xFFFF), left.eq(hdr.length)]
+                    m.next = "HEADER"
+            with m.State("HEADER"):
+                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(hbytes[idx])]
+                with m.If(self.o.ready):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If((idx >= 2) & (idx < 6)):
+                        m.d.sync += crc.eq(crc16_update(crc, [hbytes[idx]]))
+                    with m.If(idx == 6):
+                        m.next = "DATA"
+            with m.State("DATA"):
+                with m.If(left == 0):
+                    m.d.sync += idx.eq(0)
+                    m.next = "CRC"
+                with m.Else():
+                    m.d.comb += [self.o.valid.eq(self.i.valid), self.o.payload.eq(self.i.payload),
+                                 self.i.ready.eq(self.o.ready)]
+                    with m.If(self.i.valid & self.o.ready):
+                        m.d.sync += [crc.eq(crc16_update(crc, [self.i.payload])),
+                                     left.eq(left - 1)]
+            with m.State("CRC"):
+                m.d.comb += [self.o.valid.eq(1),
+                             self.o.payload.eq(Mux(idx[0], crc[:8], crc[8:]))]
+                with m.If(self.o.ready):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx[0]):
+                        m.next = "DONE"
+            with m.State("DONE"):
+                m.d.comb += self.start.ready.eq(1)
+                m.next = "IDLE"
+        return m
+
+
+class BufferReader(wiring.Component):
+    """Streams ``length`` bytes of the frame buffer from ``base``, one per cycle.
+
+    ``start`` (one cycle) restarts it; ``done`` is high once every byte has been taken.
+    """
+
+    def __init__(self, addr_bits: int):
+        self.addr_bits = addr_bits
+        super().__init__({
+            "start":   In(1),
+            "base":    In(addr_bits),
+            "length":  In(16),
+            "o":       Out(stream.Signature(8)),
+            "done":    Out(1),
+            "rd_addr": Out(addr_bits),
+            "rd_en":   Out(1),
+            "rd_data": In(8),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        addr = Signal(self.addr_bits)
+        remaining = Signal(16)
+        advance = ~self.o.valid | self.o.ready
+        m.d.comb += [
+            self.rd_en.eq(advance),
+            self.rd_addr.eq(addr),
+            self.o.payload.eq(self.rd_data),
+            self.done.eq((remaining == 0) & ~self.o.valid),
+        ]
+        with m.If(self.start):
+            m.d.sync += [addr.eq(self.base), remaining.eq(self.length), self.o.valid.eq(0)]
+        with m.Elif(advance):
+            with m.If(remaining != 0):
+                m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1),
+                             self.o.valid.eq(1)]
+            with m.Else():
+                m.d.sync += self.o.valid.eq(0)
+        return m
+
+
+def _pack(fields):
+    """Cat of (value, nbytes) pairs, little endian, zero-extended."""
+    parts = []
+    for value, n in fields:
+        v = value if not isinstance(value, int) else Const(value, 8 * n)
+        parts.append(v.as_unsigned()[:8 * n] if len(v) >= 8 * n else v.as_unsigned())
+        if len(v) < 8 * n:
+            parts.append(Const(0, 8 * n - len(v)))
+    return Cat(*parts)
+
+
+class CommandProcessor(wiring.Component):
+    """Executes frames from the buffer in order and produces one reply per frame.
+
+    Parameters
+    ----------
+    params : FixedParams
+    max_payload : int
+        Bank size of the frame buffer.
+    identify : bytes
+        The IDENTIFY reply payload (``host.protocol.identify_block``).
+
+    Interface attributes
+    --------------------
+    frame : stream.Signature(frame_desc_layout()), input
+        From the deframer; ``ready`` releases the bank when the frame is done.
+    rd_* : output/input
+        Read port of the frame buffer (through a :class:`BufferReader` inside).
+    reply : stream.Signature(reply_layout()), output; reply_data : stream.Signature(8), output
+        To the :class:`Framer`.
+    tokens, result, mem_cmd, mem_rsp, hyper, reseed, counters, clear_counters, core_busy
+        To/from the learning core (same names and directions as ``LearningCore``, flipped).
+    rx_overflow, rx_frame_error : Signal(), input
+        Pulses from the receive path (sticky in the status block).
+    error : Signal(), output
+        A NAK was sent or a receive error happened since the last RESET.
+    in_sample : Signal(), output
+        A sample is open (SAMPLE with BEGIN seen, END not yet).
+    """
+
+    def __init__(self, params: FixedParams, *, max_payload: int, identify: bytes):
+        self.p = params
+        self.max_payload = max_payload
+        self.identify = identify
+        self.addr_bits = bits_for(max_payload - 1) + 1
+        super().__init__({
+            "frame":          In(stream.Signature(frame_desc_layout())),
+            "rd_addr":        Out(self.addr_bits),
+            "rd_en":          Out(1),
+            "rd_data":        In(8),
+            "reply":          Out(stream.Signature(reply_layout())),
+            "reply_data":     Out(stream.Signature(8)),
+            "tokens":         Out(stream.Signature(token_layout())),
+            "result":         In(stream.Signature(result_layout(params))),
+            "mem_cmd":        Out(stream.Signature(mem_cmd_layout())),
+            "mem_rsp":        In(stream.Signature(signed32())),
+            "hyper":          Out(hyper_layout(params)),
+            "reseed":         Out(1),
+            "counters":       In(counters_layout()),
+            "clear_counters": Out(1),
+            "core_busy":      In(1),
+            "rx_overflow":    In(1),
+            "rx_frame_error": In(1),
+            "error":          Out(1),
+            "in_sample":      Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.p
+        mp = self.max_payload
+        iw = wire.index_bytes(p.n_in)
+        wb = wire.weight_bytes(p.w_bits)
+        n_pre = p.n_pre
+
+        m.submodules.reader = rd = BufferReader(self.addr_bits)
+        m.d.comb += [self.rd_addr.eq(rd.rd_addr), self.rd_en.eq(rd.rd_en),
+                     rd.rd_data.eq(self.rd_data)]
+        byte = rd.o.payload
+
+        # -- hyper registers (reset to the FixedHyper defaults) and pulses ----------------
+        defaults = FixedHyper()
+        hyper_init = {name: getattr(defaults, name) for name, *_ in wire.HYPER_FIELDS
+                      if name != "dense"}
+        hyper_init["dense"] = 0
+        hyper = Signal(hyper_layout(p), init=hyper_init)
+        m.d.comb += self.hyper.eq(hyper)
+        reseed = Signal(init=1)   # reload the generators once after reset
+        clear = Signal()
+        m.d.sync += [reseed.eq(0), clear.eq(0)]
+        m.d.comb += [self.reseed.eq(reseed), self.clear_counters.eq(clear)]
+
+        # -- link state ---------------------------------------------------------------------
+        desc = Signal(frame_desc_layout())
+        expected = Signal(8)
+        in_sample = Signal()
+        result_valid = Signal()
+        prediction = Signal(8)
+        last_nak = Signal(8)
+        last_nak_type = Signal(8)
+        last_nak_seq = Signal(8)
+        acks = Signal(32)
+        naks = Signal(32)
+        crc_errors = Signal(16)
+        timeouts = Signal(16)
+        rx_overflow = Signal()
+        rx_frame_error = Signal()
+        naked = Signal()
+        m.d.comb += [self.in_sample.eq(in_sample),
+                     self.error.eq(naked | rx_overflow | rx_frame_error)]
+        with m.If(self.rx_overflow):
+            m.d.sync += rx_overflow.eq(1)
+        with m.If(self.rx_frame_error):
+            m.d.sync += rx_frame_error.eq(1)
+
+        # core quiet: not busy and no token offered for a few cycles
+        quiet_cnt = Signal(3)
+        quiet = quiet_cnt == 7
+        with m.If(self.core_busy | self.tokens.valid | self.mem_cmd.valid):
+            m.d.sync += quiet_cnt.eq(0)
+        with m.Elif(~quiet):
+            m.d.sync += quiet_cnt.eq(quiet_cnt + 1)
+
+        # -- reply machinery -----------------------------------------------------------------
+        SH_BYTES = max(56, wire.IDENTIFY_BYTES, wire.STATUS_BYTES)
+        assert len(self.identify) == wire.IDENTIFY_BYTES
+        sh = Signal(8 * SH_BYTES)
+        sh_n = Signal(range(SH_BYTES + 1))
+        then_mem = Signal()
+        rp_valid = Signal()
+        rp = Signal(reply_layout())
+        m.d.comb += [self.reply.valid.eq(rp_valid), self.reply.payload.eq(rp)]
+        with m.If(self.reply.valid & self.reply.ready):
+            m.d.sync += rp_valid.eq(0)
+
+        def start_reply(rtype, length):
+            m.d.sync += [rp_valid.eq(1), rp.type.eq(rtype), rp.seq.eq(desc.seq),
+                         rp.length.eq(length)]
+
+        nak_code = Signal(8)
+        nak_detail = Signal(16)
+
+        def nak(code, detail=0):
+            m.d.sync += [nak_code.eq(code), nak_detail.eq(detail)]
+            m.next = "NAK"
+
+        def ack(length=0, then=None):
+            start_reply(Cmd_ack(desc.type), length)
+            m.next = then or ("FINISH" if isinstance(length, int) and length == 0 else "SEND")
+
+        # -- payload fields ------------------------------------------------------------------
+        FLD = wire.HYPER_BYTES
+        fld = Signal(8 * FLD)
+        fb = [fld[8 * k:8 * k + 8] for k in range(FLD)]
+        k = Signal(range(FLD + 1))
+        gather_n = Signal(range(FLD + 1))
+        base = Signal(self.addr_bits)
+
+        # memory transfer registers
+        mem = Signal(3)
+        row0 = Signal(16)
+        nrows = Signal(16)
+        col0 = Signal(16)
+        ncols = Signal(16)
+        row = Signal(16)
+        col = Signal(16)
+        row_end = Signal(17)
+        col_end = Signal(17)
+        width = Signal(3)
+        word = Signal(32)
+        bi = Signal(3)
+        widx = Signal(16)
+        exec_pass = Signal()
+        n_items = Signal(26)     # only meaningful once the ranges are checked (<= 4096 each)
+        m.d.comb += n_items.eq(nrows[:13] * ncols[:13])
+        last_item = (row + 1 == row_end) & (col + 1 == col_end)
+
+        shapes = {int(mm): wire.mem_shape(p, mm) for mm in wire.Mem}
+        mem_rows = Array(Const(shapes[i][0] if i < 6 else 0, 13) for i in range(8))
+        mem_cols = Array(Const(shapes[i][1] if i < 6 else 0, 13) for i in range(8))
+
+        # sample registers
+        s_flags = Signal(8)
+        s_label = Signal(8)
+        pos = Signal(16)
+        cnt = Signal(14)
+        run = Signal(6)
+        idx = Signal(16)
+        prev = Signal(16)
+        prev_valid = Signal()
+        ib = Signal(range(max(iw, 1) + 1))
+
+        def advance_item():
+            with m.If(col + 1 == col_end):
+                m.d.sync += [col.eq(col0), row.eq(row + 1)]
+            with m.Else():
+                m.d.sync += col.eq(col + 1)
+            m.d.sync += widx.eq(widx + 1)
+
+        def restart_reader(offset):
+            m.d.comb += [rd.start.eq(1), rd.base.eq(base + offset),
+                         rd.length.eq(desc.length - offset)]
+
+        token = self.tokens.payload
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.frame.valid):
+                    m.d.sync += [desc.eq(self.frame.payload), base.eq(
+                        Cat(Const(0, self.addr_bits - 1), self.frame.payload.bank))]
+                    m.next = "DISPATCH"
+
+            with m.State("DISPATCH"):
+                m.d.comb += [rd.start.eq(1), rd.base.eq(base), rd.length.eq(desc.length)]
+                m.d.sync += [k.eq(0), s_flags.eq(0)]
+                oob = ((desc.type == Cmd.IDENTIFY) | (desc.type == Cmd.READ_STATUS)
+                       | (desc.type == Cmd.RESET))
+                with m.If(desc.status != 0):
+                    with m.If(desc.status == Nak.BAD_CRC):
+                        m.d.sync += crc_errors.eq(crc_errors + 1)
+                    with m.If(desc.status == Nak.TIMEOUT):
+                        m.d.sync += timeouts.eq(timeouts + 1)
+                    nak(desc.status)
+                with m.Elif(~oob & (desc.seq != expected)):
+                    nak(Nak.SEQUENCE, expected)
+                with m.Else():
+                    with m.If(~oob):
+                        m.d.sync += expected.eq(desc.seq + 1)
+                    L = desc.length
+
+                    def need(cond, n):
+                        with m.If(cond):
+                            m.d.sync += gather_n.eq(n)
+                            m.next = "GATHER"
+                        with m.Else():
+                            nak(Nak.BAD_LENGTH)
+
+                    with m.Switch(desc.type):
+                        with m.Case(Cmd.IDENTIFY):
+                            with m.If(L == 0):
+                                m.d.sync += [
+                                    sh.eq(int.from_bytes(self.identify, "little")),
+                                    sh_n.eq(len(self.identify)), then_mem.eq(0),
+                                ]
+                                ack(len(self.identify))
+                            with m.Else():
+                                nak(Nak.BAD_LENGTH)
+                        with m.Case(Cmd.READ_STATUS):
+                            with m.If(L == 0):
+                                flags = Cat(in_sample, self.core_busy, result_valid, rx_overflow,
+                                            rx_frame_error, naked, Const(0, 2))
+                                m.d.sync += [
+                                    sh.eq(_pack([(flags, 1), (last_nak, 1), (last_nak_type, 1),
+                                                 (last_nak_seq, 1), (expected, 1),
+                                                 (prediction, 1), (acks, 4), (naks, 4),
+                                                 (crc_errors, 2), (timeouts, 2)])),
+                                    sh_n.eq(wire.STATUS_BYTES), then_mem.eq(0),
+                                ]
+                                ack(wire.STATUS_BYTES)
+                            with m.Else():
+                                nak(Nak.BAD_LENGTH)
+                        with m.Case(Cmd.RESET):
+                            need(L == 1, 1)
+                        with m.Case(Cmd.CONFIGURE):
+                            with m.If(in_sample):
+                                nak(Nak.BUSY)
+                            with m.Else():
+                                need(L == wire.HYPER_BYTES, wire.HYPER_BYTES)
+                        with m.Case(Cmd.WRITE_WEIGHTS):
+                            with m.If(in_sample):
+                                nak(Nak.BUSY)
+                            with m.Else():
+                                need(L >= wire.WEIGHT_HEADER_BYTES, wire.WEIGHT_HEADER_BYTES)
+                        with m.Case(Cmd.READ_WEIGHTS):
+                            need(L == wire.WEIGHT_HEADER_BYTES, wire.WEIGHT_HEADER_BYTES)
+                        with m.Case(Cmd.SAMPLE):
+                            need(L >= 2, 2)
+                        with m.Case(Cmd.READ_RESULT):
+                            need(L == 0, 0)
+                        with m.Case(Cmd.READ_COUNTERS):
+                            need(L == 1, 1)
+                        with m.Default():
+                            nak(Nak.UNKNOWN_TYPE)
+
+            with m.State("GATHER"):
+                m.d.comb += rd.o.ready.eq(k != gather_n)
+                with m.If(k == gather_n):
+                    m.next = "DECODE"
+                with m.Elif(rd.o.valid):
+                    m.d.sync += [fld.word_select(k, 8).eq(byte), k.eq(k + 1)]
+
+            with m.State("DECODE"):
+                with m.Switch(desc.type):
+                    with m.Case(Cmd.RESET):
+                        m.d.sync += [
+                            in_sample.eq(0), naked.eq(0), rx_overflow.eq(0),
+                            rx_frame_error.eq(0), last_nak.eq(0), last_nak_type.eq(0),
+                            last_nak_seq.eq(0), expected.eq(desc.seq + 1),
+                            clear.eq(fb[0][0]), reseed.eq(fb[0][1]),
+                        ]
+                        ack(0)
+
+                    with m.Case(Cmd.CONFIGURE):
+                        f = {}
+                        off = 0
+                        for name, n in wire.HYPER_FIELDS:
+                            f[name] = fld[8 * off:8 * (off + n)]
+                            off += n
+                        limits = {
+                            "alpha_q": (0, (1 << p.decay_frac) - 1),
+                            "lam_q": (0, (1 << p.decay_frac) - 1),
+                            "kappa_q": (0, (1 << p.decay_frac) - 1),
+                            "theta": (1, (1 << (p.v_bits - 1)) - 1),
+                            "b_th": (0, (1 << p.psi_bits) - 1),
+                            "target": (0, (1 << (p.y_bits - 1)) - 1),
+                            "l_shift": (0, p.max_shift), "psi_shift": (0, p.max_shift),
+                            "g_shift": (0, p.max_shift), "go_shift": (0, p.max_shift),
+                            "feedback": (0, 1), "seed": (0, 0xFFFF_FFFF), "dense": (0, 1),
+                        }
+                        bad = [(f[name] < lo) | (f[name] > hi)
+                               for name, (lo, hi) in limits.items()]
+                        with m.If(Cat(*bad).any()):
+                            # detail = number of the first field out of range
+                            first = Signal(8)
+                            for i in reversed(range(len(bad))):
+                                with m.If(bad[i]):
+                                    m.d.comb += first.eq(i)
+                            nak(Nak.PARAM_RANGE, first)
+                        with m.Elif(quiet):
+                            for name, _ in wire.HYPER_FIELDS:
+                                target = getattr(hyper, name)
+                                m.d.sync += target.eq(f[name][:len(target)])
+                            m.next = "CONFIG_RESEED"
+
+                    with m.Case(Cmd.WRITE_WEIGHTS, Cmd.READ_WEIGHTS, Cmd.READ_RESULT):
+                        with m.If(desc.type == Cmd.READ_RESULT):
+                            m.d.sync += [mem.eq(Memory.SCORE), row0.eq(0), nrows.eq(1),
+                                         col0.eq(0), ncols.eq(p.n_out)]
+                        with m.Else():
+                            m.d.sync += [mem.eq(fb[0]), row0.eq(Cat(fb[1], fb[2])),
+                                         nrows.eq(Cat(fb[3], fb[4])), col0.eq(Cat(fb[5], fb[6])),
+                                         ncols.eq(Cat(fb[7], fb[8]))]
+                        m.next = "MEM_CHECK"
+
+                    with m.Case(Cmd.SAMPLE):
+                        m.d.sync += [s_flags.eq(fb[0]), s_label.eq(fb[1]), pos.eq(2),
+                                     exec_pass.eq(0)]
+                        with m.If(fb[0][3:] != 0):
+                            nak(Nak.PARAM_RANGE, 0)
+                        with m.Elif(fb[0][0] & (fb[1] >= p.n_out)):
+                            nak(Nak.INDEX_RANGE, 1)
+                        with m.Elif(~fb[0][0] & ~in_sample):
+                            nak(Nak.STATE)
+                        with m.Else():
+                            m.next = "S_HDR"
+
+                    with m.Case(Cmd.READ_COUNTERS):
+                        with m.If(quiet):
+                            m.d.sync += [sh.eq(self.counters.as_value()),
+                                         sh_n.eq(4 * len(ALL_COUNTERS)), then_mem.eq(0),
+                                         clear.eq(fb[0][0])]
+                            ack(4 * len(ALL_COUNTERS))
+
+            with m.State("CONFIG_RESEED"):
+                m.d.sync += reseed.eq(1)
+                ack(0)
+
+            # -- memory transfers -------------------------------------------------------
+            with m.State("MEM_CHECK"):
+                is_write = desc.type == Cmd.WRITE_WEIGHTS
+                is_result = desc.type == Cmd.READ_RESULT
+                m.d.sync += [row.eq(row0), col.eq(col0), row_end.eq(row0 + nrows),
+                             col_end.eq(col0 + ncols), widx.eq(0),
+                             width.eq(Mux(mem < 3, wb, 4)), exec_pass.eq(0), bi.eq(0)]
+                mem_ok = Mux(is_write, mem < 3, mem < 6)
+                range_ok = ((row0 + nrows <= mem_rows[mem])
+                            & (col0 + ncols <= mem_cols[mem]))
+                reply_len = n_items * Mux(mem < 3, wb, 4)
+                with m.If(~mem_ok | ~range_ok):
+                    nak(Nak.INDEX_RANGE)
+                with m.Elif(is_write):
+                    with m.If(desc.length != wire.WEIGHT_HEADER_BYTES + n_items * wb):
+                        nak(Nak.BAD_LENGTH)
+                    with m.Elif(n_items == 0):
+                        ack(0)
+                    with m.Else():
+                        m.next = "W_BYTE"
+                with m.Elif(reply_len + Mux(is_result, 2, 0) > wire.MAX_REPLY):
+                    nak(Nak.BAD_LENGTH)
+                with m.Elif(quiet):
+                    with m.If(is_result):
+                        m.d.sync += [sh.eq(Cat(result_valid, Const(0, 7), prediction)),
+                                     sh_n.eq(2), then_mem.eq(1)]
+                        ack(reply_len + 2, "SEND")
+                    with m.Elif(n_items == 0):
+                        ack(0)
+                    with m.Else():
+                        start_reply(Cmd_ack(desc.type), reply_len)
+                        m.next = "MR_ISSUE"
+
+            with m.State("W_BYTE"):
+                m.d.comb += rd.o.ready.eq(1)
+                with m.If(rd.o.valid):
+                    m.d.sync += word.word_select(bi[:2], 8).eq(byte)
+                    with m.If(bi == wb - 1):
+                        m.d.sync += bi.eq(0)
+                        m.next = "W_ONE"
+                    with m.Else():
+                        m.d.sync += bi.eq(bi + 1)
+
+            with m.State("W_ONE"):
+                value = word[:8 * wb]
+                top = value[p.w_bits - 1:]
+                fits = (top == 0) | (top == (1 << len(top)) - 1)
+                with m.If(~exec_pass):
+                    with m.If(~fits):
+                        nak(Nak.WEIGHT_RANGE, widx)
+                    with m.Elif(last_item):
+                        m.d.sync += [exec_pass.eq(1), row.eq(row0), col.eq(col0), widx.eq(0)]
+                        restart_reader(wire.WEIGHT_HEADER_BYTES)
+                        m.next = "W_BYTE"
+                    with m.Else():
+                        advance_item()
+                        m.next = "W_BYTE"
+                with m.Else():
+                    m.d.comb += [
+                        self.mem_cmd.valid.eq(1),
+                        self.mem_cmd.payload.write.eq(1),
+                        self.mem_cmd.payload.mem.eq(mem),
+                        self.mem_cmd.payload.row.eq(row),
+                        self.mem_cmd.payload.col.eq(col),
+                        self.mem_cmd.payload.data.eq(value.as_signed()),
+                    ]
+                    with m.If(self.mem_cmd.ready):
+                        with m.If(last_item):
+                            ack(0)
+                        with m.Else():
+                            advance_item()
+                            m.next = "W_BYTE"
+
+            with m.State("MR_ISSUE"):
+                m.d.comb += [
+                    self.mem_cmd.valid.eq(1),
+                    self.mem_cmd.payload.write.eq(0),
+                    self.mem_cmd.payload.mem.eq(mem),
+                    self.mem_cmd.payload.row.eq(row),
+                    self.mem_cmd.payload.col.eq(col),
+                ]
+                with m.If(self.mem_cmd.ready):
+                    m.next = "MR_WAIT"
+
+            with m.State("MR_WAIT"):
+                m.d.comb += self.mem_rsp.ready.eq(1)
+                with m.If(self.mem_rsp.valid):
+                    m.d.sync += [word.eq(self.mem_rsp.payload), bi.eq(0)]
+                    m.next = "MR_PUSH"
+
+            with m.State("MR_PUSH"):
+                m.d.comb += [self.reply_data.valid.eq(1), self.reply_data.payload.eq(word[:8])]
+                with m.If(self.reply_data.ready):
+                    m.d.sync += [word.eq(word >> 8), bi.eq(bi + 1)]
+                    with m.If(bi + 1 == width):
+                        with m.If(last_item):
+                            m.next = "FINISH"
+                        with m.Else():
+                            advance_item()
+                            m.next = "MR_ISSUE"
+
+            # -- samples ----------------------------------------------------------------
+            begin, end, learn = s_flags[0], s_flags[1], s_flags[2]
+
+            with m.State("S_HDR"):
+                m.d.comb += rd.o.ready.eq(1)
+                with m.If(rd.done):
+                    with m.If(~exec_pass):
+                        m.d.sync += [exec_pass.eq(1), pos.eq(2)]
+                        restart_reader(2)
+                        with m.If(begin):
+                            m.next = "S_START"
+                    with m.Elif(end):
+                        m.next = "S_END"
+                    with m.Else():
+                        ack(0)
+                with m.Elif(rd.o.valid):
+                    m.d.sync += [pos.eq(pos + 1), prev_valid.eq(0), ib.eq(0), idx.eq(0)]
+                    with m.If(~byte[7]):
+                        m.d.sync += cnt.eq(byte[:7])
+                        with m.If(byte[:7] > p.n_in):
+                            nak(Nak.TOO_MANY_EVENTS, pos)
+                        with m.Elif(byte[:7] == 0):
+                            m.next = "S_STEP"
+                        with m.Else():
+                            m.next = "S_IDX"
+                    with m.Elif(~byte[6]):
+                        m.d.sync += run.eq(byte[:6])
+                        m.next = "S_RUN"
+                    with m.Else():
+                        m.d.sync += cnt.eq(Cat(Const(0, 8), byte[:6]))
+                        m.next = "S_EXT"
+
+            with m.State("S_EXT"):
+                m.d.comb += rd.o.ready.eq(1)
+                full_cnt = Cat(byte, cnt[8:])
+                with m.If(rd.done):
+                    nak(Nak.BAD_LENGTH, pos)
+                with m.Elif(rd.o.valid):
+                    m.d.sync += [pos.eq(pos + 1), cnt.eq(full_cnt)]
+                    with m.If(full_cnt > p.n_in):
+                        nak(Nak.TOO_MANY_EVENTS, pos)
+                    with m.Elif(full_cnt == 0):
+                        m.next = "S_STEP"
+                    with m.Else():
+                        m.next = "S_IDX"
+
+            with m.State("S_IDX"):
+                m.d.comb += rd.o.ready.eq(1)
+                full_idx = Signal(16)
+                if iw == 1:
+                    m.d.comb += full_idx.eq(byte)
+                else:
+                    m.d.comb += full_idx.eq(Mux(ib == 0, byte, Cat(idx[:8], byte)))
+                with m.If(rd.done):
+                    nak(Nak.BAD_LENGTH, pos)
+                with m.Elif(rd.o.valid):
+                    m.d.sync += [pos.eq(pos + 1), idx.eq(full_idx)]
+                    with m.If(ib != iw - 1):
+                        m.d.sync += ib.eq(ib + 1)
+                    with m.Else():
+                        m.d.sync += ib.eq(0)
+                        with m.If(full_idx >= p.n_in):
+                            nak(Nak.INDEX_RANGE, pos)
+                        with m.Elif(prev_valid & (full_idx <= prev)):
+                            nak(Nak.UNSORTED, pos)
+                        with m.Else():
+                            m.d.sync += [prev.eq(full_idx), prev_valid.eq(1)]
+                            with m.If(exec_pass):
+                                m.next = "S_EVENT"
+                            with m.Else():
+                                m.d.sync += cnt.eq(cnt - 1)
+                                with m.If(cnt == 1):
+                                    m.next = "S_STEP"
+
+            with m.State("S_EVENT"):
+                m.d.comb += [self.tokens.valid.eq(1), token.kind.eq(TokenKind.EVENT),
+                             token.value.eq(idx)]
+                with m.If(self.tokens.ready):
+                    m.d.sync += cnt.eq(cnt - 1)
+                    with m.If(cnt == 1):
+                        m.next = "S_STEP"
+                    with m.Else():
+                        m.next = "S_IDX"
+
+            with m.State("S_STEP"):
+                with m.If(~exec_pass):
+                    m.next = "S_HDR"
+                with m.Else():
+                    m.d.comb += [self.tokens.valid.eq(1), token.kind.eq(TokenKind.STEP)]
+                    with m.If(self.tokens.ready):
+                        m.next = "S_HDR"
+
+            with m.State("S_RUN"):
+                with m.If(~exec_pass):
+                    m.next = "S_HDR"
+                with m.Else():
+                    m.d.comb += [self.tokens.valid.eq(1), token.kind.eq(TokenKind.STEP)]
+                    with m.If(self.tokens.ready):
+                        m.d.sync += run.eq(run - 1)
+                        with m.If(run == 0):
+                            m.next = "S_HDR"
+
+            with m.State("S_START"):
+                m.d.comb += [self.tokens.valid.eq(1), token.kind.eq(TokenKind.START),
+                             token.value.eq(s_label), token.learn.eq(learn)]
+                with m.If(self.tokens.ready):
+                    m.d.sync += [in_sample.eq(1), result_valid.eq(0)]
+                    m.next = "S_HDR"
+
+            with m.State("S_END"):
+                m.d.comb += [self.tokens.valid.eq(1), token.kind.eq(TokenKind.END)]
+                with m.If(self.tokens.ready):
+                    m.next = "S_RESULT"
+
+            with m.State("S_RESULT"):
+                m.d.comb += self.result.ready.eq(1)
+                with m.If(self.result.valid):
+                    m.d.sync += [prediction.eq(self.result.payload.prediction),
+                                 result_valid.eq(1), in_sample.eq(0),
+                                 sh.eq(self.result.payload.prediction), sh_n.eq(1),
+                                 then_mem.eq(0)]
+                    ack(1)
+
+            # -- replies ----------------------------------------------------------------
+            with m.State("NAK"):
+                start_reply(wire.NAK_TYPE, 4)
+                m.d.sync += [
+                    sh.eq(Cat(nak_code, desc.type, nak_detail)), sh_n.eq(4), then_mem.eq(0),
+                    naks.eq(naks + 1), naked.eq(1), last_nak.eq(nak_code),
+                    last_nak_type.eq(desc.type), last_nak_seq.eq(desc.seq),
+                ]
+                m.next = "SEND"
+
+            with m.State("SEND"):
+                with m.If(sh_n == 0):
+                    with m.If(then_mem):
+                        m.d.sync += bi.eq(0)
+                        m.next = "MR_ISSUE"
+                    with m.Else():
+                        m.next = "FINISH"
+                with m.Else():
+                    m.d.comb += [self.reply_data.valid.eq(1),
+                                 self.reply_data.payload.eq(sh[:8])]
+                    with m.If(self.reply_data.ready):
+                        m.d.sync += [sh.eq(sh >> 8), sh_n.eq(sh_n - 1)]
+
+            with m.State("FINISH"):
+                with m.If(~rp_valid):
+                    m.d.comb += self.frame.ready.eq(1)
+                    with m.If(rp.type != wire.NAK_TYPE):
+                        m.d.sync += acks.eq(acks + 1)
+                    m.next = "IDLE"
+        return m
+
+
+class ProtocolEngine(wiring.Component):
+    """Deframer + frame buffer + command processor + framer.
+
+    Interface attributes
+    --------------------
+    i : stream.Signature(8), input (bytes from the host)
+    o : stream.Signature(8), output (bytes to the host)
+    tokens ... core_busy : to/from the learning core (see :class:`CommandProcessor`)
+    rx_overflow, rx_frame_error : input pulses; error, in_sample : status outputs
+    """
+
+    def __init__(self, params: FixedParams, *, max_payload: int, timeout_cycles: int,
+                 identify: bytes):
+        self.p = params
+        self.max_payload = max_payload
+        self.timeout_cycles = timeout_cycles
+        self.identify = identify
+        super().__init__({
+            "i":              In(stream.Signature(8)),
+            "o":              Out(stream.Signature(8)),
+            "tokens":         Out(stream.Signature(token_layout())),
+            "result":         In(stream.Signature(result_layout(params))),
+            "mem_cmd":        Out(stream.Signature(mem_cmd_layout())),
+            "mem_rsp":        In(stream.Signature(signed32())),
+            "hyper":          Out(hyper_layout(params)),
+            "reseed":         Out(1),
+            "counters":       In(counters_layout()),
+            "clear_counters": Out(1),
+            "core_busy":      In(1),
+            "rx_overflow":    In(1),
+            "rx_frame_error": In(1),
+            "error":          Out(1),
+            "in_sample":      Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.deframer = dfr = Deframer(max_payload=self.max_payload,
+                                               timeout_cycles=self.timeout_cycles)
+        m.submodules.proc = proc = CommandProcessor(self.p, max_payload=self.max_payload,
+                                                    identify=self.identify)
+        m.submodules.framer = fr = Framer()
+        m.submodules.buf = buf = memory.Memory(shape=8, depth=2 * self.max_payload, init=[])
+        wp = buf.write_port()
+        rp = buf.read_port()
+        m.d.comb += [
+            wp.addr.eq(dfr.wr_addr), wp.data.eq(dfr.wr_data), wp.en.eq(dfr.wr_en),
+            rp.addr.eq(proc.rd_addr), rp.en.eq(proc.rd_en), proc.rd_data.eq(rp.data),
+        ]
+        connect(m, flipped(self.i), dfr.i)
+        connect(m, dfr.frame, proc.frame)
+        connect(m, proc.reply, fr.start)
+        connect(m, proc.reply_data, fr.i)
+        connect(m, fr.o, flipped(self.o))
+        for name in ("tokens", "mem_cmd"):
+            connect(m, getattr(proc, name), flipped(getattr(self, name)))
+        for name in ("result", "mem_rsp"):
+            connect(m, flipped(getattr(self, name)), getattr(proc, name))
+        m.d.comb += [
+            self.hyper.eq(proc.hyper), self.reseed.eq(proc.reseed),
+            proc.counters.eq(self.counters), self.clear_counters.eq(proc.clear_counters),
+            proc.core_busy.eq(self.core_busy), proc.rx_overflow.eq(self.rx_overflow),
+            proc.rx_frame_error.eq(self.rx_frame_error),
+            self.error.eq(proc.error), self.in_sample.eq(proc.in_sample),
+        ]
+        return m
