@@ -211,40 +211,62 @@ class GradientWalk(wiring.Component):
             m.d.comb += [rng.seed.eq(self.hyper.seed), rng.load.eq(self.reseed),
                          self.rng_state[l].eq(rng.state)]
 
-        j = Signal(bits_for(p.n_hid))
+        # front: neuron -> feedback row -> m_j, into a one-entry buffer
+        f_j = Signal(bits_for(p.n_hid))
+        f_flag = Signal()
+        f_psi = Signal(unsigned(p.psi_bits))
+        f_m = Signal(signed(p.l_bits))
+        buf_valid = Signal()
+        buf_j, buf_flag, buf_m = Signal.like(f_j), Signal(), Signal.like(f_m)
+        # back: the fan-in walk of the buffered neuron, overlapping the next front
+        j = Signal.like(f_j)
         flag = Signal()
-        psi = Signal(unsigned(p.psi_bits))
         mod = Signal(signed(p.l_bits))
         c = Signal(range(self.c_pre + 1))
         base = Signal(aw + 1)
         walking = Signal()
+        last = walking & (c == self.c_pre - 1)
+        load = buf_valid & (~walking | last)
+        buf_write = Signal()
         drain_cycles = SynapseLanes.LATENCY + 3
         drain = Signal(range(drain_cycles + 1))
 
         m.d.comb += [self.fb_rd.addr.eq(self.neurons.payload.j), self.fb_rd.en.eq(1)]
-        with m.FSM():
+        with m.FSM(name="front") as front:
             with m.State("IDLE"):
                 m.d.comb += self.neurons.ready.eq(1)
                 with m.If(self.neurons.valid):
-                    m.d.sync += [j.eq(self.neurons.payload.j), flag.eq(self.neurons.payload.flag),
-                                 psi.eq(self.neurons.payload.elem)]
+                    m.d.sync += [f_j.eq(self.neurons.payload.j),
+                                 f_flag.eq(self.neurons.payload.flag),
+                                 f_psi.eq(self.neurons.payload.elem)]
                     m.next = "SIGNAL"
             with m.State("SIGNAL"):
-                # feedback row of j is on fb_rd.data this cycle
+                # the feedback row of f_j is on fb_rd.data this cycle
                 m.d.comb += [lsig.i.valid.eq(1), lsig.i.payload.fb.eq(self.fb_rd.data),
-                             lsig.i.payload.psi.eq(psi)]
+                             lsig.i.payload.psi.eq(f_psi)]
                 m.next = "MOD"
             with m.State("MOD"):
                 with m.If(lsig.o.valid):
-                    m.d.sync += [mod.eq(lsig.o.payload.m), c.eq(0), walking.eq(1),
-                                 base.eq(j >> lb if n > 1 else j)]
-                    m.next = "WALK"
-            with m.State("WALK"):
-                m.d.sync += [c.eq(c + 1), base.eq(base + n * G)]
-                with m.If(c == self.c_pre - 1):
-                    m.d.sync += [walking.eq(0), drain.eq(drain_cycles)]
+                    m.d.sync += f_m.eq(lsig.o.payload.m)
+                    m.next = "HOLD"
+            with m.State("HOLD"):
+                with m.If(~buf_valid | load):
+                    m.d.comb += buf_write.eq(1)
+                    m.d.sync += [buf_j.eq(f_j), buf_flag.eq(f_flag), buf_m.eq(f_m)]
                     m.next = "IDLE"
-        with m.If(~walking & (drain != 0)):
+        with m.If(buf_write):
+            m.d.sync += buf_valid.eq(1)
+        with m.Elif(load):
+            m.d.sync += buf_valid.eq(0)
+
+        with m.If(load):
+            m.d.sync += [j.eq(buf_j), flag.eq(buf_flag), mod.eq(buf_m), c.eq(0), walking.eq(1),
+                         base.eq(buf_j >> lb if n > 1 else buf_j)]
+        with m.Elif(walking):
+            m.d.sync += [c.eq(c + 1), base.eq(base + n * G)]
+            with m.If(last):
+                m.d.sync += [walking.eq(0), drain.eq(drain_cycles)]
+        with m.Elif(drain != 0):
             m.d.sync += drain.eq(drain - 1)
 
         # issue: lane addresses, rotated onto the banks; generator draws
@@ -290,5 +312,5 @@ class GradientWalk(wiring.Component):
                         m.d.comb += [self.w_wr[b].addr.eq(out.tag.addr[l]),
                                      self.w_wr[b].data.eq(out.w[l]),
                                      self.w_wr[b].en.eq(syn.o.valid & out.tag.en[l])]
-        m.d.comb += self.busy.eq(~self.neurons.ready | walking | (drain != 0))
+        m.d.comb += self.busy.eq(~front.ongoing("IDLE") | buf_valid | walking | (drain != 0))
         return m

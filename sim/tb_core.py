@@ -54,7 +54,9 @@ def initial_weights(cfg, p, hyper):
 async def run_stream(drv, gold, samples, cfg, tag):
     p = drv.p
     rng = np.random.default_rng(cfg.get("seed", 0) + 1)
+    stream_cycles = {}
     for s, (raster, label, learn) in enumerate(samples):
+        before = drv.counters()
         if cfg.get("check_steps"):
             await drv.token(TokenKind.START, label, int(learn))
             gold.start_sample(label, learn)
@@ -85,6 +87,12 @@ async def run_stream(drv, gold, samples, cfg, tag):
             prediction = await drv.run_sample(raster, label, learn, rng)
             expected = gold.run_sample(raster, label, learn)
         assert prediction == expected, f"{tag} sample {s}: prediction {prediction} != {expected}"
+        assert drv.golden_counters() == gold.counters.as_dict(), \
+            f"{tag} sample {s}: counters {drv.golden_counters()} != {gold.counters.as_dict()}"
+        # cycle counters of the token stream alone (memory reads below are busy cycles too)
+        for name, value in drv.counters().items():
+            if name.startswith("cyc_"):
+                stream_cycles[name] = stream_cycles.get(name, 0) + value - before.get(name, 0)
         y = await drv.read_vector(Memory.Y, p.n_out)
         score = await drv.read_vector(Memory.SCORE, p.n_out)
         assert (y == gold.y).all(), f"{tag} sample {s}: y {y} != {gold.y}"
@@ -92,7 +100,7 @@ async def run_stream(drv, gold, samples, cfg, tag):
         assert drv.golden_counters() == gold.counters.as_dict(), \
             f"{tag} sample {s}: counters {drv.golden_counters()} != {gold.counters.as_dict()}"
         drv.dut._log.info(f"{tag} sample {s}: prediction {prediction} ok, "
-                          f"cycles {drv.counters()['cyc_busy']}")
+                          f"cycles {stream_cycles['cyc_busy']}")
     v = await drv.read_vector(Memory.V, p.n_hid)
     assert (v == gold.v).all(), f"{tag}: V differs"
     for mem, ref in ((Memory.W, gold.w), (Memory.W_OUT, gold.w_out), (Memory.B, gold.b)):
@@ -100,7 +108,7 @@ async def run_stream(drv, gold, samples, cfg, tag):
         bad = np.argwhere(got != ref)
         assert not bad.size, f"{tag}: {mem.name} differs at {bad[:8].tolist()} " \
             f"(rtl {[int(got[tuple(i)]) for i in bad[:8]]}, gold {[int(ref[tuple(i)]) for i in bad[:8]]})"
-    return drv.counters()
+    return {**drv.golden_counters(), **stream_cycles}
 
 
 @cocotb.test()
