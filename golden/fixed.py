@@ -117,7 +117,7 @@ class FixedHyper:
     lam_q: int = 243       #: presynaptic trace decay (= alpha: exact for one layer)
     kappa_q: int = 243     #: readout leak
     theta: int = 256       #: threshold (one float unit: weights span +-2 theta)
-    b_th: int = 64         #: active-neuron band: psi > 0 iff |V - theta| < b_th
+    b_th: int = 96         #: active-neuron band: psi > 0 iff |V - theta| < b_th
     target: int = 256      #: readout target of the labelled class (others 0)
     l_shift: int = 6       #: learning signal scale
     psi_shift: int = 4     #: modulator scale
