@@ -178,8 +178,11 @@ class Device:
             raise
 
     def close(self):
+        """Wait for outstanding replies (errors are dropped) and close the port."""
         try:
             self.flush()
+        except DeviceError:
+            self.stats["unflushed_on_close"] += len(self.outstanding)
         finally:
             self.port.close()
 
@@ -611,8 +614,9 @@ class Device:
             self._wait(req)
         return int(reqs[-1].reply.payload[0])
 
-    def run_epoch(self, rasters, labels, learn: bool, progress=None) -> np.ndarray:
-        """Stream samples with pipelining; returns the predictions.
+    def run_epoch(self, rasters, labels, learn: bool, progress=None, scores: bool = False):
+        """Stream samples with pipelining; returns the predictions (and, with ``scores``,
+        the per-class scores ``[N, n_out]`` read back after each sample).
 
         ``progress(done_count)`` is called as predictions arrive.
         """
@@ -628,9 +632,10 @@ class Device:
             raise ShapeMismatch(f"labels must be in [0, {self.params.n_out - 1}] (the device "
                                 f"was built with n_out={self.params.n_out})")
         preds = np.full(len(labels), -1, dtype=np.int64)
+        score = np.zeros((len(labels), self.params.n_out), dtype=np.int64)
         done = [0]
 
-        def make_cb(i):
+        def on_pred(i):
             def cb(req):
                 preds[i] = req.reply.payload[0]
                 done[0] += 1
@@ -638,12 +643,20 @@ class Device:
                     progress(done[0])
             return cb
 
+        def on_score(i):
+            def cb(req):
+                score[i] = np.frombuffer(req.reply.payload[2:], "<i4")
+            return cb
+
         reqs = []
         for i, (r, lab) in enumerate(zip(rasters, labels)):
-            reqs += self.submit_sample(r, int(lab), learn, callback=make_cb(i))
+            reqs += self.submit_sample(r, int(lab), learn, callback=on_pred(i))
+            if scores:
+                req = _Request(Cmd.READ_RESULT, b"", needs_data=True, callback=on_score(i))
+                reqs.append(self._submit(req))
         for req in reqs:
             self._wait(req)
-        return preds
+        return (preds, score) if scores else preds
 
     def read_result(self) -> tuple:
         """READ_RESULT: (prediction or None if no sample ended yet, scores int64[n_out])."""
