@@ -113,32 +113,36 @@ async def run_stream(drv, gold, samples, cfg, tag):
 
 @cocotb.test()
 async def core_matches_golden(dut):
-    cfg = env_config()
-    p = params_from(cfg)
-    hyper = FixedHyper(**cfg.get("hyper", {}))
-    samples = make_samples(cfg, p)
+    base = env_config()
+    p = params_from(base)
     drv = CoreDriver(dut, p)
     await drv.start()
-    w, w_out, b = initial_weights(cfg, p, hyper)
-
-    modes = [bool(cfg.get("dense", False))] + ([True] if cfg.get("dense_too") else [])
     results = []
-    for dense in modes:
-        gold = FixedCore(p, hyper)
-        gold.load_weights(w, w_out, b)
-        await drv.configure(hyper, dense=dense)
-        await drv.load_weights(w, w_out, b)
-        await drv.clear_counters()
-        counters = await run_stream(drv, gold, samples, cfg, "dense" if dense else "event")
-        results.append(counters)
-        dut._log.info(f"{'dense' if dense else 'event'} counters: {counters}")
-    if len(results) == 2:
-        event, dense = results
-        for name in gold.counters.as_dict():
-            assert event[name] == dense[name], f"{name}: event {event[name]} != dense {dense[name]}"
-        assert dense["cyc_accumulate"] > event["cyc_accumulate"]
-        assert dense["cyc_gradient"] >= event["cyc_gradient"]
-        assert dense["cyc_busy"] > event["cyc_busy"]
+    # further scenarios (``then``) run in the same simulation: weights reloaded, reseeded
+    for n, override in enumerate([{}] + base.get("then", [])):
+        cfg = {**base, **override}
+        hyper = FixedHyper(**{**base["hyper"], **override.get("hyper", {})})
+        samples = make_samples(cfg, p)
+        w, w_out, b = initial_weights(cfg, p, hyper)
+        modes = [bool(cfg.get("dense", False))] + ([True] if cfg.get("dense_too") else [])
+        results = []
+        for dense in modes:
+            tag = f"scenario {n} {'dense' if dense else 'event'}"
+            gold = FixedCore(p, hyper)
+            gold.load_weights(w, w_out, b)
+            await drv.configure(hyper, dense=dense)
+            await drv.load_weights(w, w_out, b)
+            await drv.clear_counters()
+            counters = await run_stream(drv, gold, samples, cfg, tag)
+            results.append(counters)
+            dut._log.info(f"{tag} counters: {counters}")
+        if len(results) == 2:
+            event, dense = results
+            for name in gold.counters.as_dict():
+                assert event[name] == dense[name], f"{name}: event {event[name]} != dense {dense[name]}"
+            assert dense["cyc_accumulate"] > event["cyc_accumulate"]
+            assert dense["cyc_gradient"] >= event["cyc_gradient"]
+            assert dense["cyc_busy"] > event["cyc_busy"]
     out = os.environ.get("TB_RESULT")
     if out:
         with open(out, "w") as f:

@@ -8,7 +8,6 @@ Each test builds its own Verilator model (``build/cocotb/core_<name>``) and runs
 import dataclasses
 import json
 
-import pytest
 
 from golden.fixed import FixedHyper, FixedParams
 from hdl.core import LearningCore
@@ -26,14 +25,22 @@ def run_core(name, params, **cfg):
     # every parameter and register explicitly: the cocotb process must not depend on defaults
     cfg = {**cfg, "params": dataclasses.asdict(p),
            "hyper": FixedHyper(**cfg.get("hyper", {})).as_dict()}
+    for then in cfg.get("then", []):
+        FixedHyper(**{**cfg["hyper"], **then.get("hyper", {})}).validate(p)
     run_cocotb(LearningCore(p), name=f"core_{name}",
                test_module="sim.tb_core", extra_env={"TB_CONFIG": json.dumps(cfg)})
 
 
 def test_core_lanes1_steps():
-    """Feed-forward, lanes = 1, V, y and all weights checked after every step."""
-    run_core("lanes1_steps", SMALL, samples=3, T=10, seed=1, hyper=FAST,
-             check_steps=True, check_step_weights=True)
+    """Feed-forward, lanes = 1: V, y and all weights checked after every step; then all
+    neurons active every step (large b_th) and a silent sample, both also in dense mode."""
+    run_core("lanes1", SMALL, samples=2, T=8, seed=1, hyper=FAST,
+             check_steps=True, check_step_weights=True,
+             then=[dict(samples=3, T=8, seed=6, rate=0.3, learn=[True],
+                        hyper=dict(b_th=255, theta=40), dense_too=True, check_steps=False,
+                        check_step_weights=False),
+                   dict(samples=2, T=8, seed=7, rate=0.0, dense_too=True, check_steps=False,
+                        check_step_weights=False)])
 
 
 def test_core_recurrent_random_feedback_dense():
@@ -42,28 +49,22 @@ def test_core_recurrent_random_feedback_dense():
              hyper=dict(FAST, feedback=1, seed=0xDEADBEEF), dense_too=True)
 
 
-@pytest.mark.parametrize("lanes", [2, 4])
-def test_core_lanes(lanes):
-    """lanes > 1, recurrent (n_pre not a multiple of lanes), event and dense mode."""
-    run_core(f"lanes{lanes}", dict(SMALL, n_in=13, recurrent=True, lanes=lanes), samples=4,
-             T=12, seed=3 + lanes, hyper=dict(FAST, seed=77 + lanes), dense_too=True,
-             check_steps=True)
+def test_core_lanes2_saturation():
+    """lanes = 2, recurrent (n_pre not a multiple of lanes), V/y checked every step, event
+    and dense mode; then huge learning rates and extreme weights (everything saturates)."""
+    run_core("lanes2", dict(SMALL, n_in=13, recurrent=True, lanes=2), samples=3, T=12, seed=5,
+             hyper=dict(FAST, seed=79), dense_too=True, check_steps=True,
+             then=[dict(samples=3, T=10, seed=5, rate=0.5, w_scale=4.0, out_scale=4.0,
+                        dense_too=False, check_steps=False,
+                        hyper=dict(l_shift=0, psi_shift=0, g_shift=0, go_shift=0, b_th=255,
+                                   theta=3, target=16000, alpha_q=255, kappa_q=255,
+                                   lam_q=255))])
 
 
-def test_core_saturation():
-    """Huge learning rates and extreme weights: every stored quantity saturates."""
-    run_core("saturation", dict(SMALL, recurrent=True, lanes=2), samples=3, T=10, seed=5,
-             rate=0.5, w_scale=4.0, out_scale=4.0,
-             hyper=dict(l_shift=0, psi_shift=0, g_shift=0, go_shift=0, b_th=255, theta=3,
-                        target=16000, alpha_q=255, kappa_q=255, lam_q=255))
-
-
-def test_core_all_active_and_silent():
-    """All neurons active every step (large b_th); then a silent sample (no events)."""
-    run_core("all_active", SMALL, samples=3, T=8, seed=6, rate=0.3, learn=[True, True, True],
-             hyper=dict(FAST, b_th=255, theta=40), dense_too=True)
-    run_core("silent", dict(SMALL, lanes=2), samples=2, T=8, seed=7, rate=0.0,
-             hyper=FAST, dense_too=True)
+def test_core_lanes4():
+    """lanes = 4, recurrent, random feedback, event and dense mode."""
+    run_core("lanes4", dict(SMALL, n_in=13, recurrent=True, lanes=4), samples=4, T=12, seed=7,
+             hyper=dict(FAST, seed=81, feedback=1), dense_too=True)
 
 
 def test_core_default_size():
