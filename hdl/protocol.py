@@ -531,6 +531,12 @@ class CommandProcessor(wiring.Component):
         prev = Signal(16)
         prev_valid = Signal()
         ib = Signal(range(max(iw, 1) + 1))
+        bm_bytes = (p.n_in + 7) // 8
+        bm_valid = p.n_in - 8 * (bm_bytes - 1)            # valid bits in the last byte
+        bm_last_mask = (0xFF << bm_valid) & 0xFF
+        bm = Signal(8)
+        bm_b = Signal(3)
+        bm_k = Signal(range(bm_bytes + 1))
 
         def advance_item():
             with m.If(col + 1 == col_end):
@@ -836,9 +842,14 @@ class CommandProcessor(wiring.Component):
                     with m.Elif(~byte[6]):
                         m.d.sync += run.eq(byte[:6])
                         m.next = "S_RUN"
-                    with m.Else():
-                        m.d.sync += cnt.eq(Cat(Const(0, 8), byte[:6]))
+                    with m.Elif(~byte[5]):
+                        m.d.sync += cnt.eq(Cat(Const(0, 8), byte[:5]))
                         m.next = "S_EXT"
+                    with m.Elif(byte == wire.STEP_BITMAP):
+                        m.d.sync += bm_k.eq(0)
+                        m.next = "S_BM_BYTE"
+                    with m.Else():
+                        nak(Nak.BAD_STEP, pos)
 
             with m.State("S_EXT"):
                 m.d.comb += rd.o.ready.eq(1)
@@ -881,6 +892,38 @@ class CommandProcessor(wiring.Component):
                                 m.d.sync += cnt.eq(cnt - 1)
                                 with m.If(cnt == 1):
                                     m.next = "S_STEP"
+
+            # bitmap step: ceil(n_in / 8) bytes, bit b of byte k is input 8k + b
+            with m.State("S_BM_BYTE"):
+                m.d.comb += rd.o.ready.eq(1)
+                last_byte = bm_k == bm_bytes - 1
+                with m.If(rd.done):
+                    nak(Nak.BAD_LENGTH, pos)
+                with m.Elif(rd.o.valid):
+                    m.d.sync += [pos.eq(pos + 1), bm.eq(byte), bm_b.eq(0)]
+                    with m.If(last_byte & ((byte & bm_last_mask) != 0)):
+                        nak(Nak.INDEX_RANGE, pos)
+                    with m.Elif(exec_pass):
+                        m.next = "S_BM_BITS"
+                    with m.Elif(last_byte):
+                        m.next = "S_STEP"
+                    with m.Else():
+                        m.d.sync += bm_k.eq(bm_k + 1)
+
+            with m.State("S_BM_BITS"):
+                with m.If(bm == 0):
+                    with m.If(bm_k == bm_bytes - 1):
+                        m.next = "S_STEP"
+                    with m.Else():
+                        m.d.sync += bm_k.eq(bm_k + 1)
+                        m.next = "S_BM_BYTE"
+                with m.Elif(~bm[0]):
+                    m.d.sync += [bm.eq(bm >> 1), bm_b.eq(bm_b + 1)]
+                with m.Else():
+                    m.d.comb += [self.tokens.valid.eq(1), token.kind.eq(TokenKind.EVENT),
+                                 token.value.eq(Cat(bm_b, bm_k))]
+                    with m.If(self.tokens.ready):
+                        m.d.sync += [bm.eq(bm >> 1), bm_b.eq(bm_b + 1)]
 
             with m.State("S_EVENT"):
                 m.d.comb += [self.tokens.valid.eq(1), token.kind.eq(TokenKind.EVENT),

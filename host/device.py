@@ -103,11 +103,12 @@ WeightOutOfRange = _nak_class("WeightOutOfRange", Nak.WEIGHT_RANGE,
                               "A weight (detail = its number) does not fit in w_bits.")
 DeviceBusy = _nak_class("DeviceBusy", Nak.BUSY, "Not allowed while a sample is open.")
 StateError = _nak_class("StateError", Nak.STATE, "SAMPLE continuation without an open sample.")
+BadStep = _nak_class("BadStep", Nak.BAD_STEP, "Reserved step opcode in a SAMPLE.")
 
 NAK_ERRORS = {cls.code: cls for cls in (
     BadCrc, FrameTooLong, FrameTimeout, SequenceError, UnknownCommand, BadLength,
     IndexOutOfRange, TooManyEvents, UnsortedEvents, ParamOutOfRange, WeightOutOfRange,
-    DeviceBusy, StateError)}
+    DeviceBusy, StateError, BadStep)}
 __all__ += [cls.__name__ for cls in NAK_ERRORS.values()]
 
 

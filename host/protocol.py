@@ -63,6 +63,7 @@ class Nak(enum.IntEnum):
     WEIGHT_RANGE = 0x0B     #: a weight does not fit in w_bits (detail: weight number)
     BUSY = 0x0C             #: not allowed while a sample is open (CONFIGURE, WRITE)
     STATE = 0x0D            #: SAMPLE continuation without an open sample
+    BAD_STEP = 0x0E         #: reserved step opcode (detail: offset)
 
 
 #: NAKs caused by the transport: the frame was not delivered and SEQ did not advance.
@@ -309,9 +310,19 @@ def mem_width(params, mem: int) -> int:
 #: Step-stream opcodes (first byte of each item):
 #:   0x00-0x7F  one step with c = byte events; c indices follow
 #:   0x80-0xBF  (byte & 0x3F) + 1 consecutive empty steps
-#:   0xC0-0xFF  one step with c = ((byte & 0x3F) << 8) | next byte events; c indices follow
+#:   0xC0-0xDF  one step with c = ((byte & 0x1F) << 8) | next byte events; c indices follow
+#:   0xFF       one step as a bitmap: ceil(n_in / 8) bytes, bit b of byte k = input 8k + b
+#:   0xE0-0xFE  reserved (NAK BAD_STEP)
 MAX_RUN = 64
-MAX_EXT_COUNT = 0x3FFF
+MAX_EXT_COUNT = 0x1FFF
+STEP_BITMAP = 0xFF
+
+
+def step_cost(c: int, n_in: int) -> int:
+    """Bytes of one non-empty step: the shorter of the index list and the bitmap."""
+    iw = index_bytes(n_in)
+    listed = (1 if c < 0x80 else 2) + c * iw
+    return min(listed, 1 + (n_in + 7) // 8)
 
 
 def encode_steps(step_events, n_in: int) -> bytes:
@@ -327,6 +338,7 @@ def encode_steps(step_events, n_in: int) -> bytes:
             out.append(0x80 | (run - 1))
             empty -= run
 
+    nb = (n_in + 7) // 8
     for ev in step_events:
         ev = np.asarray(ev, dtype=np.int64)
         c = int(ev.size)
@@ -334,6 +346,12 @@ def encode_steps(step_events, n_in: int) -> bytes:
             empty += 1
             continue
         flush()
+        if 1 + nb < (1 if c < 0x80 else 2) + c * iw:
+            bits = np.zeros(nb * 8, dtype=np.uint8)
+            bits[ev] = 1
+            out.append(STEP_BITMAP)
+            out += np.packbits(bits, bitorder="little").tobytes()
+            continue
         if c < 0x80:
             out.append(c)
         else:
@@ -356,7 +374,6 @@ def raster_steps(raster) -> list:
 
 def split_steps(step_events, n_in: int, max_bytes: int) -> list:
     """Split a sample's steps into step-stream chunks of at most ``max_bytes`` each."""
-    iw = index_bytes(n_in)
     chunks, cur, cur_len, empty = [], [], 0, 0
     for ev in step_events:
         c = len(ev)
@@ -365,7 +382,7 @@ def split_steps(step_events, n_in: int, max_bytes: int) -> list:
             cost = 1 if empty % MAX_RUN == 0 else 0
             empty += 1
         else:
-            cost = (1 if c < 0x80 else 2) + c * iw
+            cost = step_cost(c, n_in)
             empty = 0
         if cost > max_bytes:
             raise ValueError(f"a step with {c} events needs {cost} bytes, more than a frame "
@@ -391,13 +408,23 @@ def decode_steps(data: bytes, n_in: int) -> list:
         if 0x80 <= h < 0xC0:
             steps += [np.zeros(0, dtype=np.int64)] * ((h & 0x3F) + 1)
             continue
+        if h == STEP_BITMAP:
+            nb = (n_in + 7) // 8
+            if pos + nb > len(data):
+                raise ValueError("truncated bitmap")
+            bits = np.unpackbits(np.frombuffer(data[pos:pos + nb], np.uint8), bitorder="little")
+            steps.append(np.flatnonzero(bits).astype(np.int64))
+            pos += nb
+            continue
         if h < 0x80:
             c = h
-        else:
+        elif h < 0xE0:
             if pos >= len(data):
                 raise ValueError("truncated count")
-            c = ((h & 0x3F) << 8) | data[pos]
+            c = ((h & 0x1F) << 8) | data[pos]
             pos += 1
+        else:
+            raise ValueError(f"reserved step opcode 0x{h:02x}")
         if pos + c * iw > len(data):
             raise ValueError("truncated indices")
         ev = np.frombuffer(data[pos:pos + c * iw], dtype=np.uint8 if iw == 1 else "<u2")

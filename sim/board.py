@@ -13,8 +13,8 @@ The link (see ``sim/bridge.py``):
 
 * ``--link byte`` (default): bytes enter ``Top`` after the UART, one per ``--cpb`` cycles.
   The default ``--cpb`` is ``10 * divisor``: the byte timing of the UART at ``--baud``, so
-  the simulated line rate is that of the real board. ``--fast`` sets ``--cpb 2`` (a link
-  far faster than any UART, for short simulations).
+  the simulated line rate is that of the real board. ``--fast`` sets ``--cpb 1`` (a byte
+  per cycle: a link far faster than any UART, for short simulations).
 * ``--link serial``: the real UART path, bit by bit.
 
 Builds are cached in ``build/vboard/<hash>`` (the hash covers the Verilog and the build
@@ -102,9 +102,21 @@ def build(params: FixedParams, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_
           max_payload: int = 512, rx_fifo_depth: int = 512, quiet: bool = False) -> dict:
     """Elaborate, convert and (if not cached) Verilate the virtual board.
 
-    Returns ``{"dir", "top", "divisor", "timeout_cycles", "identify", "built"}``.
+    Returns ``{"dir", "divisor", "timeout_cycles", "rx_fifo_depth", "max_payload", "built"}``.
+    Two cache levels: a key over the *sources* (every file the design is generated from,
+    plus the arguments) skips even the elaboration; the build directory itself is keyed by
+    the generated Verilog.
     """
     from amaranth.back import verilog
+
+    import cocotb
+    src_key = _source_key(params, clk_freq, baud, core, width, timeout_cycles, max_payload,
+                          rx_fifo_depth, cocotb.__version__)
+    meta = BUILD / "by-source" / f"{src_key}.json"
+    if meta.exists():
+        info = json.loads(meta.read_text())
+        if (Path(info["dir"]) / "built.ok").exists():
+            return {**info, "built": False}
 
     from sim.bridge import BridgeTop
     from sim.runner import setup_verilator_env
@@ -113,7 +125,6 @@ def build(params: FixedParams, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_
                    max_payload=max_payload, rx_fifo_depth=rx_fifo_depth)
     wrapper = BridgeTop(top, width=width)
     text = verilog.convert(wrapper, name="top", emit_src=False)
-    import cocotb
     recipe = repr(BUILD_ARGS) + cocotb.__version__ + _public_vlt(wrapper)
     key = hashlib.sha1((text + recipe).encode()).hexdigest()[:16]
     build_dir = BUILD / key
@@ -151,7 +162,30 @@ def build(params: FixedParams, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_
                     os.environ["MAKEFLAGS"] = saved
             stamp.write_text(json.dumps({"seconds": time.monotonic() - t0}))
             info["built"] = True
+    meta.parent.mkdir(parents=True, exist_ok=True)
+    meta.write_text(json.dumps({k: v for k, v in info.items() if k != "built"}))
     return info
+
+
+def _source_key(*args) -> str:
+    """Hash of the arguments and of every source file the virtual board is generated from."""
+    import inspect
+    h = hashlib.sha1()
+    core = args[3]
+    files = sorted((ROOT / "hdl").glob("*.py")) + sorted((ROOT / "golden").glob("*.py"))
+    files += [ROOT / "host" / "protocol.py", ROOT / "sim" / "bridge.py",
+              ROOT / "sim" / "board.py"]
+    if core is not None:
+        try:
+            files.append(Path(inspect.getsourcefile(core)))
+        except TypeError:
+            h.update(repr(core).encode())
+    for f in files:
+        h.update(str(f.relative_to(ROOT) if f.is_relative_to(ROOT) else f).encode())
+        h.update(f.read_bytes())
+    h.update(repr([a for i, a in enumerate(args) if i != 3]).encode())
+    h.update(repr(BUILD_ARGS).encode())
+    return h.hexdigest()[:20]
 
 
 def _public_vlt(wrapper) -> str:
@@ -219,7 +253,7 @@ class VirtualBoard:
 
     ``with VirtualBoard(params, core=...) as vb: Device.open(vb.url)``. ``link`` is
     ``"byte"`` or ``"serial"``; ``cpb`` (cycles per byte of the byte link) defaults to the
-    UART's byte time; ``fast=True`` uses 2.
+    UART's byte time; ``fast=True`` uses 1 (a byte per cycle each way).
     """
 
     def __init__(self, params: FixedParams | None = None, *, clk_freq: int = DEFAULT_CLK,
@@ -234,7 +268,7 @@ class VirtualBoard:
         self.clk_freq, self.baud = int(clk_freq), int(baud)
         self.core = core
         self.link = link
-        self.cpb = 2 if fast and cpb is None else cpb
+        self.cpb = 1 if fast and cpb is None else cpb
         self.port, self.host = port, host
         self.timeout_cycles = timeout_cycles
         self.width, self.poll = width, poll
@@ -345,7 +379,7 @@ def main(argv=None):
     ap.add_argument("--link", choices=("byte", "serial"), default="byte")
     ap.add_argument("--cpb", type=int, default=None,
                     help="cycles per byte of the byte link (default: 10 * divisor)")
-    ap.add_argument("--fast", action="store_true", help="byte link at 2 cycles per byte")
+    ap.add_argument("--fast", action="store_true", help="byte link at 1 cycle per byte")
     ap.add_argument("--timeout-cycles", type=int, default=200_000,
                     help="inter-byte timeout inside a frame, in cycles")
     ap.add_argument("--core", default=None,

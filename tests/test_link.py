@@ -119,11 +119,23 @@ def sample_verdict(payload, n_in, n_out, in_sample):
         elif h < 0xC0:
             pos += 1
             continue
+        elif h == wire.STEP_BITMAP:
+            nb = (n_in + 7) // 8
+            for k in range(nb):
+                pos += 1
+                if pos >= len(d):
+                    return Nak.BAD_LENGTH, pos
+                if k == nb - 1 and d[pos] >> (n_in - 8 * k):
+                    return Nak.INDEX_RANGE, pos
+            pos += 1
+            continue
+        elif h >= 0xE0:
+            return Nak.BAD_STEP, pos
         else:
             pos += 1
             if pos >= len(d):
                 return Nak.BAD_LENGTH, pos
-            c = ((h & 0x3F) << 8) | d[pos]
+            c = ((h & 0x1F) << 8) | d[pos]
             if c > n_in:
                 return Nak.TOO_MANY_EVENTS, pos
             pos += 1
@@ -148,6 +160,16 @@ def random_sample_payload(rng):
         kind = rng.random()
         if kind < 0.2:
             body.append(0x80 | int(rng.integers(0, 64)))
+            continue
+        if kind < 0.3:
+            bits = rng.random(24) < 0.4                          # 3 bytes for n_in = 20
+            if rng.random() < 0.7:
+                bits[P.n_in:] = False
+            body.append(wire.STEP_BITMAP)
+            body += np.packbits(bits, bitorder="little").tobytes()
+            continue
+        if kind < 0.33:
+            body.append(int(rng.integers(0xE0, 0xFF)))          # reserved opcode
             continue
         c = int(rng.choice([0, 1, 2, 3, 5, 20, 21, 30]))
         idx = sorted(rng.choice(P.n_in, size=min(c, P.n_in), replace=False).tolist())
@@ -174,7 +196,7 @@ def test_random_sample_frames_match_reference_and_golden(board, loaded):
     raw.reset()
     in_sample = False
     stats = {"ok": 0}
-    for _ in range(150):
+    for _ in range(200):
         payload = random_sample_payload(rng)
         verdict = sample_verdict(payload, P.n_in, P.n_out, in_sample)
         r = raw.call(Cmd.SAMPLE, payload)
@@ -199,7 +221,7 @@ def test_random_sample_frames_match_reference_and_golden(board, loaded):
             assert r.payload == b""
     raw.close()
     for code in ("UNSORTED", "INDEX_RANGE", "TOO_MANY_EVENTS", "BAD_LENGTH", "STATE",
-                 "PARAM_RANGE"):
+                 "PARAM_RANGE", "BAD_STEP"):
         assert stats.get(code, 0) > 0, f"no {code} case generated: {stats}"
     assert stats["ok"] >= 15, stats
     with connect(board) as dev:
@@ -241,7 +263,7 @@ def test_oversize_and_out_of_range(board, loaded):
 def test_port_closes_mid_sample(board, loaded):
     """A host that dies in the middle of a sample (and of a frame) leaves a device that the
     next connection can use at once: RESET aborts the sample, nothing else changed."""
-    X, y = rasters(2, steps=200, rate=0.2, seed=3)
+    X, y = rasters(2, steps=400, rate=0.2, seed=3)
     with connect(board) as dev:
         frames = dev.sample_frames(X[0], int(y[0]), learn=False)
         before = dev.read_counters()

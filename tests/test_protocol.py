@@ -192,7 +192,7 @@ def make_top(**kw):
                timeout_cycles=TIMEOUT, **kw)
 
 
-def exchange(script, *, uart=False, settle=400, max_cycles=200_000):
+def exchange(script, *, uart=False, settle=2000, max_cycles=400_000):
     """Send ``script`` (list of bytes chunks or ints = idle cycles) and return the replies.
 
     ``uart=True`` drives the real serial pins (divisor 4) instead of the side door.
@@ -407,6 +407,28 @@ def test_sample_rejections_run_nothing():
     assert res[0] == 1 and res[1] == pred[0]
     total = sum(sum(e) for e in good)
     assert list(np.frombuffer(res[2:], "<i4")) == [total - k for k in range(P.n_out)]
+
+
+def test_bitmap_steps():
+    """Dense steps go as bitmaps (0xFF + 3 bytes for 20 inputs); bits beyond n_in are
+    rejected; a reserved opcode is BAD_STEP."""
+    rng = np.random.default_rng(9)
+    steps = [np.flatnonzero(rng.random(P.n_in) < 0.6) for _ in range(6)] + [[], [4]]
+    enc = wire.encode_steps(steps, P.n_in)
+    assert enc.count(wire.STEP_BITMAP) == 6
+    s = Seq()
+    r = exchange([s.reset(), s(Cmd.READ_COUNTERS, b"\x01"),
+                  s(Cmd.SAMPLE, bytes([BEGIN | END, 1]) + enc),
+                  s(Cmd.SAMPLE, bytes([BEGIN | END, 1, 0xFF, 0, 0, 0x10])),   # input 20
+                  s(Cmd.SAMPLE, bytes([BEGIN | END, 1, 0xFF, 1, 2])),         # truncated
+                  s(Cmd.SAMPLE, bytes([BEGIN | END, 1, 0xE7])),
+                  s(Cmd.READ_COUNTERS, b"\x00")])
+    assert ack(r[2], Cmd.SAMPLE) == bytes([standin_prediction(steps, 1, P.n_out)])
+    assert nak(r[3], Nak.INDEX_RANGE) == 5
+    assert nak(r[4], Nak.BAD_LENGTH) == 5
+    assert nak(r[5], Nak.BAD_STEP) == 2
+    c = counters(r[6])
+    assert c["steps"] == len(steps) and c["input_events"] == sum(len(e) for e in steps)
 
 
 def test_multi_frame_sample_and_busy():
