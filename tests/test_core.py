@@ -16,14 +16,14 @@ from sim.tb_util import verilator_make_fix
 
 SMALL = dict(n_in=12, n_hid=16, n_out=4)
 #: learning rates high enough that most updates are non-zero (exercises rounding paths)
-FAST = dict(l_shift=4, psi_shift=2, g_shift=8, go_shift=9, b_th=24)
+FAST = dict(l_shift=4, psi_shift=2, g_shift=8, go_shift=9, b_th=24, theta=64, target=64)
 
 
 def run_core(name, params, **cfg):
     verilator_make_fix()
     p = FixedParams(**params)
     # every parameter and register explicitly: the cocotb process must not depend on defaults
-    cfg = {**cfg, "params": dataclasses.asdict(p),
+    cfg = {"w_scale": 1.0, **cfg, "params": dataclasses.asdict(p),
            "hyper": FixedHyper(**cfg.get("hyper", {})).as_dict()}
     for then in cfg.get("then", []):
         FixedHyper(**{**cfg["hyper"], **then.get("hyper", {})}).validate(p)
