@@ -28,9 +28,7 @@ def run(samples: int = 4, T: int = 50, lanes: int = 1, recurrent: bool = False, 
         out: str | Path | None = None, **params) -> dict:
     """Simulate ``samples`` learning samples of length ``T`` and return the metrics dict."""
     from hdl.core import LearningCore
-    from sim.tb_util import verilator_make_fix
 
-    verilator_make_fix()
     p = FixedParams(lanes=lanes, recurrent=recurrent, **params)
     name = f"bench_core_l{lanes}{'_rec' if recurrent else ''}"
     result_file = BUILD / f"{name}.counters.json"

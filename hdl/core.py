@@ -23,12 +23,12 @@ the event-driven mode input events are accumulated as their EVENT tokens arrive.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from golden.fixed import COUNTERS, FixedParams
-from .arith import bits_for, sat
+from golden.fixed import FixedParams
+from .arith import sat
 from .gradient import GradientWalk
 from .interface import (ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, counters_layout,
                         hyper_layout, mem_cmd_layout, result_layout, token_layout)

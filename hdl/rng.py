@@ -4,7 +4,7 @@ One generator per hidden gradient lane and one per readout class. A use advances
 generator once; the value used is the *new* state (``golden.rng.LaneRNG.take``).
 """
 
-from amaranth.hdl import Module, Mux, Signal, Value
+from amaranth.hdl import Module, Mux, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

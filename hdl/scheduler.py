@@ -57,7 +57,7 @@ class GroupWalker(wiring.Component):
         m = Module()
         p = self.p
         n, G = p.lanes, p.n_hid // p.lanes
-        lane_bits = ceil_log2(n)
+        ceil_log2(n)
 
         running = Signal()
         e = Signal(range(G + 1))

@@ -30,6 +30,12 @@ def setup_verilator_env():
         if entry not in path:
             path.insert(0, entry)
     os.environ["PATH"] = os.pathsep.join(path)
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so designs big enough to be
+    # split into several C++ files fail to link ("Vtop__pch.h.fast: linker input file not
+    # found"); a variable set in MAKEFLAGS acts as a make command-line override.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
 
 
 def waves_requested() -> bool:

@@ -9,7 +9,6 @@ import json
 import os
 from collections import deque
 
-import numpy as np
 from amaranth.hdl import Module, Shape
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -17,7 +16,6 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, Timer
 
 from golden.fixed import FixedHyper, FixedParams
-from hdl.interface import hyper_layout
 
 
 def pack_value(shape, value) -> int:

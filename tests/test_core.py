@@ -12,7 +12,6 @@ import json
 from golden.fixed import FixedHyper, FixedParams
 from hdl.core import LearningCore
 from sim.runner import run_cocotb
-from sim.tb_util import verilator_make_fix
 
 SMALL = dict(n_in=12, n_hid=16, n_out=4)
 #: learning rates high enough that most updates are non-zero (exercises rounding paths)
@@ -20,7 +19,6 @@ FAST = dict(l_shift=4, psi_shift=2, g_shift=8, go_shift=9, b_th=24, theta=64, ta
 
 
 def run_core(name, params, **cfg):
-    verilator_make_fix()
     p = FixedParams(**params)
     # every parameter and register explicitly: the cocotb process must not depend on defaults
     cfg = {"w_scale": 1.0, **cfg, "params": dataclasses.asdict(p),

@@ -7,11 +7,9 @@ from golden.fixed import FixedParams
 from hdl.gradient import LearningSignal, SynapseLanes
 from sim.runner import run_cocotb
 from sim.tb_blocks import PipelineHarness
-from sim.tb_util import verilator_make_fix
 
 
 def _run(name, comp, p, block):
-    verilator_make_fix()
     cfg = {"params": dataclasses.asdict(p), "seed": 13, "block": block}
     run_cocotb(PipelineHarness(comp), name=name, test_module="sim.tb_gradient",
                extra_env={"TB_CONFIG": json.dumps(cfg)})

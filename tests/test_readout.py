@@ -7,11 +7,9 @@ from golden.fixed import FixedParams
 from hdl.readout import Readout, ReadoutUpdateLanes
 from sim.runner import run_cocotb
 from sim.tb_blocks import PipelineHarness
-from sim.tb_util import verilator_make_fix
 
 
 def _run(name, comp, p, block):
-    verilator_make_fix()
     cfg = {"params": dataclasses.asdict(p), "seed": 15, "block": block}
     run_cocotb(comp, name=name, test_module="sim.tb_readout",
                extra_env={"TB_CONFIG": json.dumps(cfg)})

@@ -4,10 +4,8 @@ import json
 
 from hdl.rng import Xorshift32
 from sim.runner import run_cocotb
-from sim.tb_util import verilator_make_fix
 
 
 def test_rng_lane():
-    verilator_make_fix()
     run_cocotb(Xorshift32(lane=5), name="rng_lane5", test_module="sim.tb_rng",
                extra_env={"TB_CONFIG": json.dumps({"lane": 5, "seed": 14})})

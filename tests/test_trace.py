@@ -7,11 +7,9 @@ from golden.fixed import FixedParams
 from hdl.trace import TraceLanes
 from sim.runner import run_cocotb
 from sim.tb_blocks import PipelineHarness
-from sim.tb_util import verilator_make_fix
 
 
 def test_trace_lanes():
-    verilator_make_fix()
     p = FixedParams(n_in=8, n_hid=8, n_out=2, lanes=4)
     cfg = {"params": dataclasses.asdict(p), "seed": 12, "lanes": 4}
     run_cocotb(PipelineHarness(TraceLanes(p, 4, tag_shape=8)), name="trace_lanes4", test_module="sim.tb_trace",
