@@ -21,22 +21,33 @@ from pathlib import Path
 from golden.fixed import FixedHyper, FixedParams
 from sim.runner import BUILD, run_cocotb
 
-__all__ = ["run"]
+__all__ = ["run", "run_scenarios", "summarize"]
+
+
+def run_scenarios(p: FixedParams, base: dict, then: list[dict] = (), name: str = "bench") -> list:
+    """Run the whole-core bench (``sim.tb_core``) once: ``base`` then each ``then`` override.
+
+    Every scenario is checked bit for bit against ``FixedCore`` by the bench itself. Returns,
+    per scenario, ``[event counters]`` or ``[event, dense]`` (with ``dense_too``); counters
+    include the cycle counters and, for inference samples, ``infer_correct``.
+    """
+    from hdl.core import LearningCore
+
+    result_file = BUILD / f"{name}.counters.json"
+    cfg = {"params": dataclasses.asdict(p), "hyper": FixedHyper().as_dict(), **base,
+           "then": list(then)}
+    run_cocotb(LearningCore(p), name=name, test_module="sim.tb_core",
+               extra_env={"TB_CONFIG": json.dumps(cfg), "TB_RESULT": str(result_file)})
+    return json.loads(result_file.read_text())
 
 
 def run(samples: int = 4, T: int = 50, lanes: int = 1, recurrent: bool = False, seed: int = 0,
         out: str | Path | None = None, **params) -> dict:
     """Simulate ``samples`` learning samples of length ``T`` and return the metrics dict."""
-    from hdl.core import LearningCore
-
     p = FixedParams(lanes=lanes, recurrent=recurrent, **params)
-    name = f"bench_core_l{lanes}{'_rec' if recurrent else ''}"
-    result_file = BUILD / f"{name}.counters.json"
-    cfg = {"params": dataclasses.asdict(p), "hyper": FixedHyper().as_dict(), "samples": samples,
-           "T": T, "seed": seed, "data": "randman", "learn": [True], "dense_too": True}
-    run_cocotb(LearningCore(p), name=name, test_module="sim.tb_core",
-               extra_env={"TB_CONFIG": json.dumps(cfg), "TB_RESULT": str(result_file)})
-    event, dense = json.loads(result_file.read_text())
+    base = {"samples": samples, "T": T, "seed": seed, "data": "randman", "learn": [True],
+            "dense_too": True}
+    [[event, dense]] = run_scenarios(p, base, name=f"bench_core_l{lanes}{'_rec' * recurrent}")
     metrics = summarize(p, event, dense)
     metrics.update(samples=samples, T=T, params=dataclasses.asdict(p))
     if out is not None:
