@@ -109,6 +109,33 @@ def _netlist_cells(netlist: Path) -> Counter:
     return counts
 
 
+_TECH_SUFFIX = re.compile(r"(_(TRELLIS_|LUT4|CCU2C|PFUMX|L6MUX|MULT18X18D|DP16KD|SB_|"
+                          r"\$nextpnr)|\$CCU2|\$)")
+
+
+def _signal_of(name: str) -> str:
+    """The design signal a technology-mapped cell or net is named after."""
+    match = _TECH_SUFFIX.search(name, 1)
+    name = name[:match.start()] if match else name
+    return re.sub(r"\[\d+\]$", "", name)
+
+
+def path_signals(segments) -> list[str]:
+    """Design signals along a nextpnr critical path, without repeats (carry chains fold)."""
+    names = []
+    cells = [(seg.get("from", {}).get("cell"), seg.get("net")) for seg in segments]
+    if segments:
+        cells.append((segments[-1].get("to", {}).get("cell"), None))
+    for pair in cells:
+        for name in pair:
+            if not name or name.startswith("$nextpnr"):
+                continue
+            sig = _signal_of(name)
+            if sig and (not names or names[-1] != sig):
+                names.append(sig)
+    return names
+
+
 def parse_nextpnr_report(path: Path, target_mhz: float) -> dict:
     """Clocks, utilisation and the worst critical path from ``nextpnr --report``."""
     with open(path) as f:
@@ -133,6 +160,7 @@ def parse_nextpnr_report(path: Path, target_mhz: float) -> dict:
             "logic_levels": len(logic),
             "startpoint": f"{start.get('cell')}.{start.get('port')}",
             "endpoint": f"{end.get('cell')}.{end.get('port')}",
+            "signals": path_signals(segs),
             "nets": [s["net"] for s in segs if s.get("type") == "routing" and s.get("net")],
             "cells": [f"{s['to'].get('cell')}" for s in logic],
         })
@@ -505,7 +533,8 @@ def main(argv=None) -> int:
                   f"(fmax {report['fmax_mhz']} MHz)", file=sys.stderr)
             if cp:
                 print(f"  critical path {cp['delay_ns']} ns, {cp['logic_levels']} logic "
-                      f"levels: {cp['startpoint']} -> {cp['endpoint']}", file=sys.stderr)
+                      f"levels: {cp['startpoint']} -> {cp['endpoint']}\n"
+                      f"  through {' -> '.join(cp['signals'])}", file=sys.stderr)
     if args.program and report is not None and not report["timing_met"] and not args.force:
         print("error: not programming a bitstream that misses timing (use --fit to rebuild "
               "at a reachable clock, or --force)", file=sys.stderr)

@@ -205,6 +205,17 @@ def test_parse_nextpnr_report(tmp_path):
     cp = out["critical_paths"][0]
     assert cp["delay_ns"] == 3.8 and cp["logic_levels"] == 1 and cp["routing_ns"] == 2.0
     assert cp["endpoint"] == "ff.D" and cp["nets"] == ["design.a"]
+    assert cp["signals"] == ["c", "design.a", "c", "ff"]
+
+
+def test_path_signals():
+    segs = [{"from": {"cell": "design.engine.n_items_MULT18X18D_P9"}, "net": "design.engine.n[3]"},
+            {"from": {"cell": "design.core.best_TRELLIS_FF_Q_DI_CCU2C_A0$CCU2_COMB0"},
+             "net": "design.core.best_TRELLIS_FF_Q_DI_CCU2C_A0_COUT"},
+            {"from": {"cell": "$nextpnr_ICESTORM_LC_1"}, "net": "design.core.best_x"},
+            {"from": {"cell": "design.timer_SB_DFFESR_Q_13_D_SB_LUT4_O_LC"}, "net": None}]
+    assert bb.path_signals(segs) == ["design.engine.n_items", "design.engine.n",
+                                     "design.core.best", "design.core.best_x", "design.timer"]
 
 
 def test_program_without_programmer(tmp_path, monkeypatch, capsys):
