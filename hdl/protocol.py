@@ -220,15 +220,16 @@ class Deframer(wiring.Component):
                         m.d.comb += self.wr_en.eq(1)
                         m.d.sync += ptr.eq(ptr + 1)
                     with m.If(remaining == 1):
-                        m.d.comb += [post_status.eq(Mux(next_crc != 0, Nak.BAD_CRC, 0)),
-                                     post.eq(1)]
-                        m.next = "HUNT"
+                        m.next = "CRC"            # decide on the registered CRC (timing)
                 with m.Elif(bank_free):
                     with m.If(idle == self.timeout_cycles):
                         m.d.comb += [post_status.eq(Nak.TIMEOUT), post.eq(1)]
                         m.next = "HUNT"
                     with m.Else():
                         m.d.sync += idle.eq(idle + 1)
+            with m.State("CRC"):
+                m.d.comb += [post_status.eq(Mux(crc != 0, Nak.BAD_CRC, 0)), post.eq(1)]
+                m.next = "HUNT"
             with m.State("POST"):
                 with m.If(bank_free):
                     m.d.comb += [post_status.eq(status), post.eq(1)]
@@ -322,21 +323,27 @@ class BufferReader(wiring.Component):
         m = Module()
         addr = Signal(self.addr_bits)
         remaining = Signal(16)
-        advance = ~self.o.valid | self.o.ready
+        # two stages: the block RAM read, then an output register (a RAM's output is slow)
+        ram_valid = Signal()
+        advance_out = ~self.o.valid | self.o.ready
+        advance_ram = ~ram_valid | advance_out
         m.d.comb += [
-            self.rd_en.eq(advance),
+            self.rd_en.eq(advance_ram),
             self.rd_addr.eq(addr),
-            self.o.payload.eq(self.rd_data),
-            self.done.eq((remaining == 0) & ~self.o.valid),
+            self.done.eq((remaining == 0) & ~ram_valid & ~self.o.valid),
         ]
         with m.If(self.start):
-            m.d.sync += [addr.eq(self.base), remaining.eq(self.length), self.o.valid.eq(0)]
-        with m.Elif(advance):
-            with m.If(remaining != 0):
-                m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1),
-                             self.o.valid.eq(1)]
-            with m.Else():
-                m.d.sync += self.o.valid.eq(0)
+            m.d.sync += [addr.eq(self.base), remaining.eq(self.length), ram_valid.eq(0),
+                         self.o.valid.eq(0)]
+        with m.Else():
+            with m.If(advance_out):
+                m.d.sync += [self.o.payload.eq(self.rd_data), self.o.valid.eq(ram_valid)]
+            with m.If(advance_ram):
+                with m.If(remaining != 0):
+                    m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1),
+                                 ram_valid.eq(1)]
+                with m.Else():
+                    m.d.sync += ram_valid.eq(0)
         return m
 
 
@@ -426,7 +433,14 @@ class CommandProcessor(wiring.Component):
                       if name != "dense"}
         hyper_init["dense"] = 0
         hyper = Signal(hyper_layout(p), init=hyper_init)
+        hyper_new = Signal(hyper_layout(p))
         m.d.comb += self.hyper.eq(hyper)
+        cfg_positions = [(fi, name, b) for fi, (name, n) in enumerate(wire.HYPER_FIELDS)
+                         for b in range(n)]
+        cfg_widths = dict(wire.HYPER_FIELDS)
+        cfg_bad = Signal()
+        cfg_field = Signal(4)
+        theta_nz = Signal()
         reseed = Signal(init=1)   # reload the generators once after reset
         clear = Signal()
         m.d.sync += [reseed.eq(0), clear.eq(0)]
@@ -464,58 +478,84 @@ class CommandProcessor(wiring.Component):
             m.d.sync += quiet_cnt.eq(quiet_cnt + 1)
 
         # -- reply machinery -----------------------------------------------------------------
-        SH_BYTES = max(56, wire.IDENTIFY_BYTES, wire.STATUS_BYTES)
+        # Reply bytes come from a byte-indexed source (no wide shift register): a 4-byte
+        # register for short replies, the IDENTIFY ROM, the status fields, the counters port
+        # (the core is quiet while they are sent, so they do not move).
         assert len(self.identify) == wire.IDENTIFY_BYTES
-        sh = Signal(8 * SH_BYTES)
-        sh_n = Signal(range(SH_BYTES + 1))
+        SRC_SMALL, SRC_ROM, SRC_STATUS, SRC_COUNTERS = range(4)
+        rsrc = Signal(2)
+        ridx = Signal(6)
+        rn = Signal(range(64 + 1))
+        small = Signal(32)
         then_mem = Signal()
+        clear_after = Signal()
         rp_valid = Signal()
-        rp = Signal(reply_layout())
-        m.d.comb += [self.reply.valid.eq(rp_valid), self.reply.payload.eq(rp)]
+        rp_nak = Signal()
+        rp_len = Signal(16)
+        m.d.comb += [self.reply.valid.eq(rp_valid),
+                     self.reply.payload.type.eq(Mux(rp_nak, wire.NAK_TYPE, Cmd_ack(desc.type))),
+                     self.reply.payload.seq.eq(desc.seq),
+                     self.reply.payload.length.eq(rp_len)]
         with m.If(self.reply.valid & self.reply.ready):
             m.d.sync += rp_valid.eq(0)
 
-        def start_reply(rtype, length):
-            m.d.sync += [rp_valid.eq(1), rp.type.eq(rtype), rp.seq.eq(desc.seq),
-                         rp.length.eq(length)]
+        def start_reply(nak_reply, length):
+            m.d.sync += [rp_valid.eq(1), rp_nak.eq(nak_reply), rp_len.eq(length)]
 
-        nak_code = Signal(8)
-        nak_detail = Signal(16)
+        # NAK reason and the source of its detail field (few sources, many call sites)
+        nak_code = Signal(4)
+        DET_ZERO, DET_POS, DET_EXPECTED, DET_WIDX, DET_CFG, DET_ONE = range(6)
+        nak_det = Signal(3)
 
-        def nak(code, detail=0):
-            m.d.sync += [nak_code.eq(code), nak_detail.eq(detail)]
+        nak_pos = Signal(16)
+
+        def nak(code, detail=DET_ZERO):
+            m.d.sync += [nak_code.eq(code), nak_det.eq(detail)]
+            if detail == DET_POS:
+                m.d.sync += nak_pos.eq(pos)       # the offending byte's offset, latched now
             m.next = "NAK"
 
         def ack(length=0, then=None):
-            start_reply(Cmd_ack(desc.type), length)
+            start_reply(0, length)
             m.next = then or ("FINISH" if isinstance(length, int) and length == 0 else "SEND")
 
+        def send(src, n, value=None, then_memory=False):
+            m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory)]
+            if value is not None:
+                m.d.sync += small.eq(value)
+
         # -- payload fields ------------------------------------------------------------------
-        FLD = wire.HYPER_BYTES
+        FLD = wire.WEIGHT_HEADER_BYTES        # request headers; CONFIGURE streams separately
         fld = Signal(8 * FLD)
         fb = [fld[8 * k:8 * k + 8] for k in range(FLD)]
-        k = Signal(range(FLD + 1))
+        k = Signal(range(wire.HYPER_BYTES + 1))
         gather_n = Signal(range(FLD + 1))
         base = Signal(self.addr_bits)
 
         # memory transfer registers
-        mem = Signal(3)
-        row0 = Signal(16)
-        nrows = Signal(16)
-        col0 = Signal(16)
-        ncols = Signal(16)
-        row = Signal(16)
-        col = Signal(16)
-        row_end = Signal(17)
-        col_end = Signal(17)
+        mem = Signal(8)          # the whole request byte: 8 and up must not alias 0..
+        # block header (READ_RESULT writes its own values into fld)
+        row0, nrows = Cat(fb[1], fb[2]), Cat(fb[3], fb[4])
+        col0, ncols = Cat(fb[5], fb[6]), Cat(fb[7], fb[8])
+        row = Signal(12)
+        col = Signal(12)
+        rows_left = Signal(13)
+        cols_left = Signal(13)
+        chk_mem = Signal()       # checks registered one state ahead of their use (timing)
+        chk_range = Signal()
+        chk_len = Signal()
+        chk_big = Signal()
+        reply_len = Signal(16)
         width = Signal(3)
         word = Signal(32)
         bi = Signal(3)
         widx = Signal(16)
         exec_pass = Signal()
-        n_items = Signal(26)     # only meaningful once the ranges are checked (<= 4096 each)
-        m.d.comb += n_items.eq(nrows[:13] * ncols[:13])
-        last_item = (row + 1 == row_end) & (col + 1 == col_end)
+        # nrows * ncols by shift-and-add (no multiplier on the critical path)
+        n_items = Signal(32)
+        mul_a = Signal(32)        # (range-checked operands are <= 4096 each)
+        mul_b = Signal(16)
+        last_item = (rows_left == 1) & (cols_left == 1)
 
         shapes = {int(mm): wire.mem_shape(p, mm) for mm in wire.Mem}
         mem_rows = Array(Const(shapes[i][0] if i < 6 else 0, 13) for i in range(8))
@@ -527,8 +567,8 @@ class CommandProcessor(wiring.Component):
         pos = Signal(16)
         cnt = Signal(14)
         run = Signal(6)
-        idx = Signal(16)
-        prev = Signal(16)
+        idx = Signal(8 * iw)
+        prev = Signal(8 * iw)
         prev_valid = Signal()
         ib = Signal(range(max(iw, 1) + 1))
         bm_bytes = (p.n_in + 7) // 8
@@ -538,18 +578,49 @@ class CommandProcessor(wiring.Component):
         bm_b = Signal(3)
         bm_k = Signal(range(bm_bytes + 1))
 
+        def first_item():
+            m.d.sync += [row.eq(row0), col.eq(col0), rows_left.eq(nrows), cols_left.eq(ncols),
+                         widx.eq(0)]
+
         def advance_item():
-            with m.If(col + 1 == col_end):
-                m.d.sync += [col.eq(col0), row.eq(row + 1)]
+            with m.If(cols_left == 1):
+                m.d.sync += [col.eq(col0), cols_left.eq(ncols), row.eq(row + 1),
+                             rows_left.eq(rows_left - 1)]
             with m.Else():
-                m.d.sync += col.eq(col + 1)
+                m.d.sync += [col.eq(col + 1), cols_left.eq(cols_left - 1)]
             m.d.sync += widx.eq(widx + 1)
 
         def restart_reader(offset):
             m.d.comb += [rd.start.eq(1), rd.base.eq(base + offset),
                          rd.length.eq(desc.length - offset)]
+            m.d.sync += pos.eq(offset)
 
         token = self.tokens.payload
+        # payload offset of the byte the reader offers (bytes taken so far)
+        with m.If(rd.o.valid & rd.o.ready):
+            m.d.sync += pos.eq(pos + 1)
+
+        flags = Cat(in_sample, self.core_busy, result_valid, rx_overflow, rx_frame_error, naked,
+                    Const(0, 2))
+        status_value = _pack([(flags, 1), (last_nak, 1), (last_nak_type, 1), (last_nak_seq, 1),
+                              (expected, 1), (prediction, 1), (acks, 4), (naks, 4),
+                              (crc_errors, 2), (timeouts, 2)])
+        rom = Array(Const(b, 8) for b in self.identify)
+        status_bytes = Array(status_value[8 * i:8 * i + 8] for i in range(wire.STATUS_BYTES))
+        # counters: a 14:1 word select, then the byte (a 448-bit barrel shifter is large)
+        counter_word = Array(self.counters.as_value()[32 * i:32 * i + 32]
+                             for i in range(len(ALL_COUNTERS)))[ridx[2:]]
+        counter_bytes = Array(counter_word[8 * i:8 * i + 8] for i in range(4))
+        src_byte = Signal(8)
+        with m.Switch(rsrc):
+            with m.Case(SRC_SMALL):
+                m.d.comb += src_byte.eq(Array(small[8 * i:8 * i + 8] for i in range(4))[ridx[:2]])
+            with m.Case(SRC_ROM):
+                m.d.comb += src_byte.eq(rom[ridx])
+            with m.Case(SRC_STATUS):
+                m.d.comb += src_byte.eq(status_bytes[ridx])
+            with m.Case(SRC_COUNTERS):
+                m.d.comb += src_byte.eq(counter_bytes[ridx[:2]])
 
         with m.FSM():
             with m.State("IDLE"):
@@ -560,6 +631,7 @@ class CommandProcessor(wiring.Component):
 
             with m.State("DISPATCH"):
                 m.d.comb += [rd.start.eq(1), rd.base.eq(base), rd.length.eq(desc.length)]
+                m.d.sync += pos.eq(0)
                 m.d.sync += [k.eq(0), s_flags.eq(0)]
                 oob = ((desc.type == Cmd.IDENTIFY) | (desc.type == Cmd.READ_STATUS)
                        | (desc.type == Cmd.RESET))
@@ -570,7 +642,7 @@ class CommandProcessor(wiring.Component):
                         m.d.sync += timeouts.eq(timeouts + 1)
                     nak(desc.status)
                 with m.Elif(~oob & (desc.seq != expected)):
-                    nak(Nak.SEQUENCE, expected)
+                    nak(Nak.SEQUENCE, DET_EXPECTED)
                 with m.Else():
                     with m.If(~oob):
                         m.d.sync += expected.eq(desc.seq + 1)
@@ -586,24 +658,13 @@ class CommandProcessor(wiring.Component):
                     with m.Switch(desc.type):
                         with m.Case(Cmd.IDENTIFY):
                             with m.If(L == 0):
-                                m.d.sync += [
-                                    sh.eq(int.from_bytes(self.identify, "little")),
-                                    sh_n.eq(len(self.identify)), then_mem.eq(0),
-                                ]
+                                send(SRC_ROM, len(self.identify))
                                 ack(len(self.identify))
                             with m.Else():
                                 nak(Nak.BAD_LENGTH)
                         with m.Case(Cmd.READ_STATUS):
                             with m.If(L == 0):
-                                flags = Cat(in_sample, self.core_busy, result_valid, rx_overflow,
-                                            rx_frame_error, naked, Const(0, 2))
-                                m.d.sync += [
-                                    sh.eq(_pack([(flags, 1), (last_nak, 1), (last_nak_type, 1),
-                                                 (last_nak_seq, 1), (expected, 1),
-                                                 (prediction, 1), (acks, 4), (naks, 4),
-                                                 (crc_errors, 2), (timeouts, 2)])),
-                                    sh_n.eq(wire.STATUS_BYTES), then_mem.eq(0),
-                                ]
+                                send(SRC_STATUS, wire.STATUS_BYTES)
                                 ack(wire.STATUS_BYTES)
                             with m.Else():
                                 nak(Nak.BAD_LENGTH)
@@ -612,8 +673,12 @@ class CommandProcessor(wiring.Component):
                         with m.Case(Cmd.CONFIGURE):
                             with m.If(in_sample):
                                 nak(Nak.BUSY)
+                            with m.Elif(L == wire.HYPER_BYTES):
+                                m.d.sync += [k.eq(0), cfg_bad.eq(0), cfg_field.eq(0),
+                                             theta_nz.eq(0)]
+                                m.next = "CFG_GATHER"
                             with m.Else():
-                                need(L == wire.HYPER_BYTES, wire.HYPER_BYTES)
+                                nak(Nak.BAD_LENGTH)
                         with m.Case(Cmd.WRITE_WEIGHTS):
                             with m.If(in_sample):
                                 nak(Nak.BUSY)
@@ -648,55 +713,24 @@ class CommandProcessor(wiring.Component):
                         ]
                         ack(0)
 
-                    with m.Case(Cmd.CONFIGURE):
-                        f = {}
-                        off = 0
-                        for name, n in wire.HYPER_FIELDS:
-                            f[name] = fld[8 * off:8 * (off + n)]
-                            off += n
-                        limits = {
-                            "alpha_q": (0, (1 << p.decay_frac) - 1),
-                            "lam_q": (0, (1 << p.decay_frac) - 1),
-                            "kappa_q": (0, (1 << p.decay_frac) - 1),
-                            "theta": (1, (1 << (p.v_bits - 1)) - 1),
-                            "b_th": (0, (1 << p.psi_bits) - 1),
-                            "target": (0, (1 << (p.y_bits - 1)) - 1),
-                            "l_shift": (0, p.max_shift), "psi_shift": (0, p.max_shift),
-                            "g_shift": (0, p.max_shift), "go_shift": (0, p.max_shift),
-                            "feedback": (0, 1), "seed": (0, 0xFFFF_FFFF), "dense": (0, 1),
-                        }
-                        bad = [(f[name] < lo) | (f[name] > hi)
-                               for name, (lo, hi) in limits.items()]
-                        with m.If(Cat(*bad).any()):
-                            # detail = number of the first field out of range
-                            first = Signal(8)
-                            for i in reversed(range(len(bad))):
-                                with m.If(bad[i]):
-                                    m.d.comb += first.eq(i)
-                            nak(Nak.PARAM_RANGE, first)
-                        with m.Elif(quiet):
-                            for name, _ in wire.HYPER_FIELDS:
-                                target = getattr(hyper, name)
-                                m.d.sync += target.eq(f[name][:len(target)])
-                            m.next = "CONFIG_RESEED"
-
                     with m.Case(Cmd.WRITE_WEIGHTS, Cmd.READ_WEIGHTS, Cmd.READ_RESULT):
                         with m.If(desc.type == Cmd.READ_RESULT):
-                            m.d.sync += [mem.eq(Memory.SCORE), row0.eq(0), nrows.eq(1),
-                                         col0.eq(0), ncols.eq(p.n_out)]
+                            m.d.sync += [mem.eq(Memory.SCORE),
+                                         fld.eq(Cat(Const(Memory.SCORE, 8), Const(0, 16),
+                                                    Const(1, 16), Const(0, 16),
+                                                    Const(p.n_out, 16)))]
                         with m.Else():
-                            m.d.sync += [mem.eq(fb[0]), row0.eq(Cat(fb[1], fb[2])),
-                                         nrows.eq(Cat(fb[3], fb[4])), col0.eq(Cat(fb[5], fb[6])),
-                                         ncols.eq(Cat(fb[7], fb[8]))]
-                        m.next = "MEM_CHECK"
+                            m.d.sync += mem.eq(fb[0])
+                        m.d.sync += [n_items.eq(0), mul_a.eq(0), mul_b.eq(0)]
+                        m.next = "MEM_MUL_START"
 
                     with m.Case(Cmd.SAMPLE):
-                        m.d.sync += [s_flags.eq(fb[0]), s_label.eq(fb[1]), pos.eq(2),
+                        m.d.sync += [s_flags.eq(fb[0]), s_label.eq(fb[1]),
                                      exec_pass.eq(0)]
                         with m.If(fb[0][3:] != 0):
-                            nak(Nak.PARAM_RANGE, 0)
+                            nak(Nak.PARAM_RANGE)
                         with m.Elif(fb[0][0] & (fb[1] >= p.n_out)):
-                            nak(Nak.INDEX_RANGE, 1)
+                            nak(Nak.INDEX_RANGE, DET_ONE)
                         with m.Elif(~fb[0][0] & ~in_sample):
                             nak(Nak.STATE)
                         with m.Else():
@@ -704,46 +738,101 @@ class CommandProcessor(wiring.Component):
 
                     with m.Case(Cmd.READ_COUNTERS):
                         with m.If(quiet):
-                            m.d.sync += [sh.eq(self.counters.as_value()),
-                                         sh_n.eq(4 * len(ALL_COUNTERS)), then_mem.eq(0),
-                                         clear.eq(fb[0][0])]
+                            send(SRC_COUNTERS, 4 * len(ALL_COUNTERS))
+                            m.d.sync += clear_after.eq(fb[0][0])
                             ack(4 * len(ALL_COUNTERS))
+
+            # CONFIGURE: each byte goes into the staging copy of the registers as it is read
+            # and is checked against its field's width; the registers change only when all 26
+            # bytes are valid.
+            with m.State("CFG_GATHER"):
+                m.d.comb += rd.o.ready.eq(1)
+                with m.If(k == wire.HYPER_BYTES):
+                    m.next = "CFG_DECIDE"
+                with m.Elif(rd.o.valid):
+                    m.d.sync += k.eq(k + 1)
+                    with m.Switch(k):
+                        for kk, (fi, name, b) in enumerate(cfg_positions):
+                            with m.Case(kk):
+                                field = getattr(hyper_new, name)
+                                keep = max(0, min(8, len(field) - 8 * b))
+                                if keep:
+                                    m.d.sync += field[8 * b:8 * b + keep].eq(byte[:keep])
+                                excess = byte[keep:] != 0 if keep < 8 else Const(0, 1)
+                                bad = excess
+                                if name == "theta":
+                                    m.d.sync += theta_nz.eq(theta_nz | (byte != 0))
+                                    if b == cfg_widths["theta"] - 1:
+                                        bad = excess | ~(theta_nz | (byte != 0))
+                                with m.If(bad & ~cfg_bad):
+                                    m.d.sync += [cfg_bad.eq(1), cfg_field.eq(fi)]
+
+            with m.State("CFG_DECIDE"):
+                with m.If(cfg_bad):
+                    nak(Nak.PARAM_RANGE, DET_CFG)
+                with m.Elif(quiet):
+                    m.d.sync += hyper.eq(hyper_new)
+                    m.next = "CONFIG_RESEED"
 
             with m.State("CONFIG_RESEED"):
                 m.d.sync += reseed.eq(1)
                 ack(0)
 
             # -- memory transfers -------------------------------------------------------
+            with m.State("MEM_MUL_START"):
+                is_write = desc.type == Cmd.WRITE_WEIGHTS
+                m.d.sync += [
+                    mul_a.eq(ncols), mul_b.eq(nrows),
+                    chk_mem.eq(Mux(is_write, mem < 3, mem < 6)),
+                    chk_range.eq((row0 + nrows <= mem_rows[mem[:3]])
+                                 & (col0 + ncols <= mem_cols[mem[:3]])),
+                ]
+                m.next = "MEM_MUL"
+
+            with m.State("MEM_MUL"):
+                with m.If(mul_b == 0):
+                    m.next = "MEM_LEN"
+                with m.Else():
+                    with m.If(mul_b[0]):
+                        m.d.sync += n_items.eq(n_items + mul_a)
+                    m.d.sync += [mul_a.eq(mul_a << 1), mul_b.eq(mul_b >> 1)]
+
+            with m.State("MEM_LEN"):
+                is_result = desc.type == Cmd.READ_RESULT
+                length = Mux(mem < 3, n_items << (wb - 1), n_items << 2)
+                m.d.sync += [
+                    reply_len.eq(length + Mux(is_result, 2, 0)),
+                    chk_big.eq(length + Mux(is_result, 2, 0) > wire.MAX_REPLY),
+                    chk_len.eq(desc.length == wire.WEIGHT_HEADER_BYTES + (n_items << (wb - 1))),
+                    width.eq(Mux(mem < 3, wb, 4)), exec_pass.eq(0), bi.eq(0),
+                ]
+                first_item()
+                m.next = "MEM_CHECK"
+
             with m.State("MEM_CHECK"):
                 is_write = desc.type == Cmd.WRITE_WEIGHTS
                 is_result = desc.type == Cmd.READ_RESULT
-                m.d.sync += [row.eq(row0), col.eq(col0), row_end.eq(row0 + nrows),
-                             col_end.eq(col0 + ncols), widx.eq(0),
-                             width.eq(Mux(mem < 3, wb, 4)), exec_pass.eq(0), bi.eq(0)]
-                mem_ok = Mux(is_write, mem < 3, mem < 6)
-                range_ok = ((row0 + nrows <= mem_rows[mem])
-                            & (col0 + ncols <= mem_cols[mem]))
-                reply_len = n_items * Mux(mem < 3, wb, 4)
-                with m.If(~mem_ok | ~range_ok):
+                empty = (rows_left == 0) | (cols_left == 0)
+                with m.If(~chk_mem | ~chk_range):
                     nak(Nak.INDEX_RANGE)
                 with m.Elif(is_write):
-                    with m.If(desc.length != wire.WEIGHT_HEADER_BYTES + n_items * wb):
+                    with m.If(~chk_len):
                         nak(Nak.BAD_LENGTH)
-                    with m.Elif(n_items == 0):
+                    with m.Elif(empty):
                         ack(0)
                     with m.Else():
                         m.next = "W_BYTE"
-                with m.Elif(reply_len + Mux(is_result, 2, 0) > wire.MAX_REPLY):
+                with m.Elif(chk_big):
                     nak(Nak.BAD_LENGTH)
                 with m.Elif(quiet):
                     with m.If(is_result):
-                        m.d.sync += [sh.eq(Cat(result_valid, Const(0, 7), prediction)),
-                                     sh_n.eq(2), then_mem.eq(1)]
-                        ack(reply_len + 2, "SEND")
-                    with m.Elif(n_items == 0):
+                        send(SRC_SMALL, 2, Cat(result_valid, Const(0, 7), prediction),
+                             then_memory=True)
+                        ack(reply_len, "SEND")
+                    with m.Elif(empty):
                         ack(0)
                     with m.Else():
-                        start_reply(Cmd_ack(desc.type), reply_len)
+                        start_reply(0, reply_len)
                         m.next = "MR_ISSUE"
 
             with m.State("W_BYTE"):
@@ -762,9 +851,10 @@ class CommandProcessor(wiring.Component):
                 fits = (top == 0) | (top == (1 << len(top)) - 1)
                 with m.If(~exec_pass):
                     with m.If(~fits):
-                        nak(Nak.WEIGHT_RANGE, widx)
+                        nak(Nak.WEIGHT_RANGE, DET_WIDX)
                     with m.Elif(last_item):
-                        m.d.sync += [exec_pass.eq(1), row.eq(row0), col.eq(col0), widx.eq(0)]
+                        m.d.sync += exec_pass.eq(1)
+                        first_item()
                         restart_reader(wire.WEIGHT_HEADER_BYTES)
                         m.next = "W_BYTE"
                     with m.Else():
@@ -774,7 +864,7 @@ class CommandProcessor(wiring.Component):
                     m.d.comb += [
                         self.mem_cmd.valid.eq(1),
                         self.mem_cmd.payload.write.eq(1),
-                        self.mem_cmd.payload.mem.eq(mem),
+                        self.mem_cmd.payload.mem.eq(mem[:3]),
                         self.mem_cmd.payload.row.eq(row),
                         self.mem_cmd.payload.col.eq(col),
                         self.mem_cmd.payload.data.eq(value.as_signed()),
@@ -790,7 +880,7 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += [
                     self.mem_cmd.valid.eq(1),
                     self.mem_cmd.payload.write.eq(0),
-                    self.mem_cmd.payload.mem.eq(mem),
+                    self.mem_cmd.payload.mem.eq(mem[:3]),
                     self.mem_cmd.payload.row.eq(row),
                     self.mem_cmd.payload.col.eq(col),
                 ]
@@ -821,7 +911,7 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += rd.o.ready.eq(1)
                 with m.If(rd.done):
                     with m.If(~exec_pass):
-                        m.d.sync += [exec_pass.eq(1), pos.eq(2)]
+                        m.d.sync += exec_pass.eq(1)
                         restart_reader(2)
                         with m.If(begin):
                             m.next = "S_START"
@@ -830,11 +920,11 @@ class CommandProcessor(wiring.Component):
                     with m.Else():
                         ack(0)
                 with m.Elif(rd.o.valid):
-                    m.d.sync += [pos.eq(pos + 1), prev_valid.eq(0), ib.eq(0), idx.eq(0)]
+                    m.d.sync += [prev_valid.eq(0), ib.eq(0), idx.eq(0)]
                     with m.If(~byte[7]):
                         m.d.sync += cnt.eq(byte[:7])
                         with m.If(byte[:7] > p.n_in):
-                            nak(Nak.TOO_MANY_EVENTS, pos)
+                            nak(Nak.TOO_MANY_EVENTS, DET_POS)
                         with m.Elif(byte[:7] == 0):
                             m.next = "S_STEP"
                         with m.Else():
@@ -849,17 +939,17 @@ class CommandProcessor(wiring.Component):
                         m.d.sync += bm_k.eq(0)
                         m.next = "S_BM_BYTE"
                     with m.Else():
-                        nak(Nak.BAD_STEP, pos)
+                        nak(Nak.BAD_STEP, DET_POS)
 
             with m.State("S_EXT"):
                 m.d.comb += rd.o.ready.eq(1)
                 full_cnt = Cat(byte, cnt[8:])
                 with m.If(rd.done):
-                    nak(Nak.BAD_LENGTH, pos)
+                    nak(Nak.BAD_LENGTH, DET_POS)
                 with m.Elif(rd.o.valid):
-                    m.d.sync += [pos.eq(pos + 1), cnt.eq(full_cnt)]
+                    m.d.sync += cnt.eq(full_cnt)
                     with m.If(full_cnt > p.n_in):
-                        nak(Nak.TOO_MANY_EVENTS, pos)
+                        nak(Nak.TOO_MANY_EVENTS, DET_POS)
                     with m.Elif(full_cnt == 0):
                         m.next = "S_STEP"
                     with m.Else():
@@ -867,23 +957,23 @@ class CommandProcessor(wiring.Component):
 
             with m.State("S_IDX"):
                 m.d.comb += rd.o.ready.eq(1)
-                full_idx = Signal(16)
+                full_idx = Signal(8 * iw)
                 if iw == 1:
                     m.d.comb += full_idx.eq(byte)
                 else:
                     m.d.comb += full_idx.eq(Mux(ib == 0, byte, Cat(idx[:8], byte)))
                 with m.If(rd.done):
-                    nak(Nak.BAD_LENGTH, pos)
+                    nak(Nak.BAD_LENGTH, DET_POS)
                 with m.Elif(rd.o.valid):
-                    m.d.sync += [pos.eq(pos + 1), idx.eq(full_idx)]
+                    m.d.sync += idx.eq(full_idx)
                     with m.If(ib != iw - 1):
                         m.d.sync += ib.eq(ib + 1)
                     with m.Else():
                         m.d.sync += ib.eq(0)
                         with m.If(full_idx >= p.n_in):
-                            nak(Nak.INDEX_RANGE, pos)
+                            nak(Nak.INDEX_RANGE, DET_POS)
                         with m.Elif(prev_valid & (full_idx <= prev)):
-                            nak(Nak.UNSORTED, pos)
+                            nak(Nak.UNSORTED, DET_POS)
                         with m.Else():
                             m.d.sync += [prev.eq(full_idx), prev_valid.eq(1)]
                             with m.If(exec_pass):
@@ -898,11 +988,11 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += rd.o.ready.eq(1)
                 last_byte = bm_k == bm_bytes - 1
                 with m.If(rd.done):
-                    nak(Nak.BAD_LENGTH, pos)
+                    nak(Nak.BAD_LENGTH, DET_POS)
                 with m.Elif(rd.o.valid):
-                    m.d.sync += [pos.eq(pos + 1), bm.eq(byte), bm_b.eq(0)]
+                    m.d.sync += [bm.eq(byte), bm_b.eq(0)]
                     with m.If(last_byte & ((byte & bm_last_mask) != 0)):
-                        nak(Nak.INDEX_RANGE, pos)
+                        nak(Nak.INDEX_RANGE, DET_POS)
                     with m.Elif(exec_pass):
                         m.next = "S_BM_BITS"
                     with m.Elif(last_byte):
@@ -969,23 +1059,24 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += self.result.ready.eq(1)
                 with m.If(self.result.valid):
                     m.d.sync += [prediction.eq(self.result.payload.prediction),
-                                 result_valid.eq(1), in_sample.eq(0),
-                                 sh.eq(self.result.payload.prediction), sh_n.eq(1),
-                                 then_mem.eq(0)]
+                                 result_valid.eq(1), in_sample.eq(0)]
+                    send(SRC_SMALL, 1, self.result.payload.prediction)
                     ack(1)
 
             # -- replies ----------------------------------------------------------------
             with m.State("NAK"):
-                start_reply(wire.NAK_TYPE, 4)
+                start_reply(1, 4)
+                detail = Array([Const(0, 16), nak_pos, expected, widx, cfg_field,
+                                Const(1, 16)])[nak_det]
+                send(SRC_SMALL, 4, Cat(nak_code, Const(0, 4), desc.type, detail))
                 m.d.sync += [
-                    sh.eq(Cat(nak_code, desc.type, nak_detail)), sh_n.eq(4), then_mem.eq(0),
                     naks.eq(naks + 1), naked.eq(1), last_nak.eq(nak_code),
                     last_nak_type.eq(desc.type), last_nak_seq.eq(desc.seq),
                 ]
                 m.next = "SEND"
 
             with m.State("SEND"):
-                with m.If(sh_n == 0):
+                with m.If(rn == 0):
                     with m.If(then_mem):
                         m.d.sync += bi.eq(0)
                         m.next = "MR_ISSUE"
@@ -993,14 +1084,15 @@ class CommandProcessor(wiring.Component):
                         m.next = "FINISH"
                 with m.Else():
                     m.d.comb += [self.reply_data.valid.eq(1),
-                                 self.reply_data.payload.eq(sh[:8])]
+                                 self.reply_data.payload.eq(src_byte)]
                     with m.If(self.reply_data.ready):
-                        m.d.sync += [sh.eq(sh >> 8), sh_n.eq(sh_n - 1)]
+                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1)]
 
             with m.State("FINISH"):
                 with m.If(~rp_valid):
                     m.d.comb += self.frame.ready.eq(1)
-                    with m.If(rp.type != wire.NAK_TYPE):
+                    m.d.sync += [clear.eq(clear_after), clear_after.eq(0)]
+                    with m.If(~rp_nak):
                         m.d.sync += acks.eq(acks + 1)
                     m.next = "IDLE"
         return m

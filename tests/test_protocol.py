@@ -335,6 +335,7 @@ def test_weights_roundtrip_and_rejected_writes():
         s(Cmd.WRITE_WEIGHTS, weights_payload(Mem.W, 0, 19, np.zeros((1, 2)))),
         s(Cmd.WRITE_WEIGHTS, weights_payload(Mem.V, 0, 0, np.zeros((1, 1)))),
         s(Cmd.READ_WEIGHTS, weights_header(7, 0, 1, 0, 1)),
+        s(Cmd.READ_WEIGHTS, weights_header(8, 0, 1, 0, 1)),       # must not alias W
         s(Cmd.READ_WEIGHTS, weights_header(Mem.W_OUT, 0, 5, 0, 1)),
         s(Cmd.READ_WEIGHTS, weights_header(Mem.W, 0, 2, 0, 20)),
         s(Cmd.WRITE_WEIGHTS, weights_payload(Mem.W_OUT, 1, 2, [[-512, 511], [0, -1]])),
@@ -349,14 +350,14 @@ def test_weights_roundtrip_and_rejected_writes():
     assert np.array_equal(first, w[:2])
     assert nak(r[18], Nak.WEIGHT_RANGE, Cmd.WRITE_WEIGHTS) == 3
     nak(r[19], Nak.BAD_LENGTH)
-    for k in (20, 21, 22, 23, 24):
+    for k in (20, 21, 22, 23, 24, 25):
         nak(r[k], Nak.INDEX_RANGE)
-    again = np.frombuffer(ack(r[25], Cmd.READ_WEIGHTS), "<i2").reshape(2, 20)
+    again = np.frombuffer(ack(r[26], Cmd.READ_WEIGHTS), "<i2").reshape(2, 20)
     assert np.array_equal(again, w[:2]), "a rejected write changed the weights"
-    ack(r[26], Cmd.WRITE_WEIGHTS)
-    wo = np.frombuffer(ack(r[27], Cmd.READ_WEIGHTS), "<i2").reshape(4, 4)
+    ack(r[27], Cmd.WRITE_WEIGHTS)
+    wo = np.frombuffer(ack(r[28], Cmd.READ_WEIGHTS), "<i2").reshape(4, 4)
     assert wo[1, 2] == -512 and wo[1, 3] == 511 and wo[2, 2] == 0 and wo[2, 3] == -1
-    assert ack(r[28], Cmd.READ_WEIGHTS) == b""
+    assert ack(r[29], Cmd.READ_WEIGHTS) == b""
 
 
 def sample(flags, label, steps, n_in=P.n_in):
