@@ -433,11 +433,12 @@ class CommandProcessor(wiring.Component):
                       if name != "dense"}
         hyper_init["dense"] = 0
         hyper = Signal(hyper_layout(p), init=hyper_init)
-        hyper_new = Signal(hyper_layout(p))
         m.d.comb += self.hyper.eq(hyper)
         cfg_positions = [(fi, name, b) for fi, (name, n) in enumerate(wire.HYPER_FIELDS)
                          for b in range(n)]
         cfg_widths = dict(wire.HYPER_FIELDS)
+        cfg_keep = [max(0, min(8, len(getattr(hyper, name)) - 8 * b))
+                    for _, name, b in cfg_positions]       # register bits fed by each byte
         cfg_bad = Signal()
         cfg_field = Signal(4)
         theta_nz = Signal()
@@ -742,9 +743,8 @@ class CommandProcessor(wiring.Component):
                             m.d.sync += clear_after.eq(fb[0][0])
                             ack(4 * len(ALL_COUNTERS))
 
-            # CONFIGURE: each byte goes into the staging copy of the registers as it is read
-            # and is checked against its field's width; the registers change only when all 26
-            # bytes are valid.
+            # CONFIGURE: a first pass checks each byte against its field's width (and
+            # theta >= 1); only when all 26 bytes are valid does a second pass load them.
             with m.State("CFG_GATHER"):
                 m.d.comb += rd.o.ready.eq(1)
                 with m.If(k == wire.HYPER_BYTES):
@@ -754,10 +754,7 @@ class CommandProcessor(wiring.Component):
                     with m.Switch(k):
                         for kk, (fi, name, b) in enumerate(cfg_positions):
                             with m.Case(kk):
-                                field = getattr(hyper_new, name)
-                                keep = max(0, min(8, len(field) - 8 * b))
-                                if keep:
-                                    m.d.sync += field[8 * b:8 * b + keep].eq(byte[:keep])
+                                keep = cfg_keep[kk]
                                 excess = byte[keep:] != 0 if keep < 8 else Const(0, 1)
                                 bad = excess
                                 if name == "theta":
@@ -771,8 +768,24 @@ class CommandProcessor(wiring.Component):
                 with m.If(cfg_bad):
                     nak(Nak.PARAM_RANGE, DET_CFG)
                 with m.Elif(quiet):
-                    m.d.sync += hyper.eq(hyper_new)
+                    m.d.sync += k.eq(0)
+                    restart_reader(0)
+                    m.next = "CFG_WRITE"
+
+            # second pass over the validated bytes: straight into the registers
+            with m.State("CFG_WRITE"):
+                m.d.comb += rd.o.ready.eq(1)
+                with m.If(k == wire.HYPER_BYTES):
                     m.next = "CONFIG_RESEED"
+                with m.Elif(rd.o.valid):
+                    m.d.sync += k.eq(k + 1)
+                    with m.Switch(k):
+                        for kk, (fi, name, b) in enumerate(cfg_positions):
+                            keep = cfg_keep[kk]
+                            if keep:
+                                with m.Case(kk):
+                                    field = getattr(hyper, name)
+                                    m.d.sync += field[8 * b:8 * b + keep].eq(byte[:keep])
 
             with m.State("CONFIG_RESEED"):
                 m.d.sync += reseed.eq(1)
