@@ -92,7 +92,8 @@ def streamed_epoch(params: FixedParams, clk: int, baud: int, X, y, *, log=print)
                     "bytes_per_event_measured": round(st["h2d_bytes"] / c["input_events"], 3),
                     "line_cycles_per_sample": line_cycles / len(y),
                     "core_busy_cycles_per_sample": core_cycles / len(y),
-                    "limit": "core" if core_cycles > line_cycles else "line",
+                    "limit": ("core" if core_cycles > 1.05 * line_cycles else
+                              "line" if line_cycles > 1.05 * core_cycles else "balanced"),
                     "simulated_seconds": st["cycles"] / clk,
                     "samples_per_simulated_second": len(y) / (
                         (st["h2d_last"] - st["h2d_first"] + st["cpb"]) / clk),
@@ -100,7 +101,7 @@ def streamed_epoch(params: FixedParams, clk: int, baud: int, X, y, *, log=print)
                 }
                 log(f"  {out['params']} @ {clk / 1e6:.0f} MHz, {baud / 1e6:g} Mbaud "
                     f"({st['cpb']} cycles/byte), {mode}: utilisation "
-                    f"{out[mode]['utilisation']:.3f}, {out[mode]['limit']}-bound "
+                    f"{out[mode]['utilisation']:.3f}, limit: {out[mode]['limit']} "
                     f"(line {line_cycles / len(y):.0f} vs core {core_cycles / len(y):.0f} "
                     f"cycles/sample), {out[mode]['bytes_per_event_measured']} bytes/event")
     return out

@@ -292,7 +292,7 @@ class Device:
             code, _, detail = frame.nak
             if code in wire.TRANSPORT_NAKS:
                 self.stats[f"nak_{Nak(code).name.lower()}"] += 1
-                self._recover(reason=Nak(code).name, first_nak=(code, detail))
+                self._recover(reason=Nak(code).name)
                 return "recovered"
             self.outstanding.popleft()
             self._finish(req, error=nak_error(code, req.cmd, detail))
@@ -306,7 +306,7 @@ class Device:
         if req.callback is not None and error is None:
             req.callback(req)
 
-    def _recover(self, reason: str, first_nak=None):
+    def _recover(self, reason: str):
         """Go back N: drain the replies of what is in flight, then resend from the first
         request the device has not executed (READ_STATUS tells which one it expects)."""
         self.stats["recoveries"] += 1
@@ -378,10 +378,8 @@ class Device:
 
     def flush(self):
         """Wait until every request sent so far is answered (raises the first error)."""
-        errors = []
         while self.outstanding:
             self._pump()
-        return errors
 
     def _call(self, cmd, payload=b"", *, needs_data=True) -> bytes:
         req = self._submit(_Request(cmd, bytes(payload), needs_data=needs_data))

@@ -135,7 +135,6 @@ def build(params: FixedParams, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_
         fcntl.flock(lock, fcntl.LOCK_EX)
         stamp = build_dir / "built.ok"
         if not stamp.exists():
-            from cocotb_tools.runner import get_runner
             setup_verilator_env()
             build_dir.mkdir(parents=True, exist_ok=True)
             (build_dir / "top.v").write_text(text)

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 sys.path.insert(0, os.path.dirname(__file__))
