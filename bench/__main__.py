@@ -7,7 +7,7 @@ Writes ``build/bench.json``, ``build/bench.md`` (the table the README shows) and
 bit for bit against ``golden.fixed.FixedCore`` by the whole-core bench (``sim/tb_core.py``).
 Accuracy curves over the activity sweep come from the fixed-point model, which the RTL
 reproduces exactly. fmax comes from the board reports (``make bitstream``); a board without
-missing is reported as such.
+one is reported as missing.
 """
 
 import argparse
