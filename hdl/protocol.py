@@ -358,6 +358,26 @@ def _pack(fields):
     return Cat(*parts)
 
 
+
+def _core_side_members(params) -> dict:
+    """Signature members towards the learning core and status, shared by the command
+    processor and the whole protocol engine."""
+    return {
+        "tokens":         Out(stream.Signature(token_layout())),
+        "result":         In(stream.Signature(result_layout(params))),
+        "mem_cmd":        Out(stream.Signature(mem_cmd_layout())),
+        "mem_rsp":        In(stream.Signature(signed32())),
+        "hyper":          Out(hyper_layout(params)),
+        "reseed":         Out(1),
+        "counters":       In(counters_layout()),
+        "clear_counters": Out(1),
+        "core_busy":      In(1),
+        "rx_overflow":    In(1),
+        "rx_frame_error": In(1),
+        "error":          Out(1),
+        "in_sample":      Out(1),
+    }
+
 class CommandProcessor(wiring.Component):
     """Executes frames from the buffer in order and produces one reply per frame.
 
@@ -399,28 +419,14 @@ class CommandProcessor(wiring.Component):
             "rd_data":        In(8),
             "reply":          Out(stream.Signature(reply_layout())),
             "reply_data":     Out(stream.Signature(8)),
-            "tokens":         Out(stream.Signature(token_layout())),
-            "result":         In(stream.Signature(result_layout(params))),
-            "mem_cmd":        Out(stream.Signature(mem_cmd_layout())),
-            "mem_rsp":        In(stream.Signature(signed32())),
-            "hyper":          Out(hyper_layout(params)),
-            "reseed":         Out(1),
-            "counters":       In(counters_layout()),
-            "clear_counters": Out(1),
-            "core_busy":      In(1),
-            "rx_overflow":    In(1),
-            "rx_frame_error": In(1),
-            "error":          Out(1),
-            "in_sample":      Out(1),
+            **_core_side_members(params),
         })
 
     def elaborate(self, platform):
         m = Module()
         p = self.p
-        mp = self.max_payload
         iw = wire.index_bytes(p.n_in)
         wb = wire.weight_bytes(p.w_bits)
-        n_pre = p.n_pre
 
         m.submodules.reader = rd = BufferReader(self.addr_bits)
         m.d.comb += [self.rd_addr.eq(rd.rd_addr), self.rd_en.eq(rd.rd_en),
@@ -1131,19 +1137,7 @@ class ProtocolEngine(wiring.Component):
         super().__init__({
             "i":              In(stream.Signature(8)),
             "o":              Out(stream.Signature(8)),
-            "tokens":         Out(stream.Signature(token_layout())),
-            "result":         In(stream.Signature(result_layout(params))),
-            "mem_cmd":        Out(stream.Signature(mem_cmd_layout())),
-            "mem_rsp":        In(stream.Signature(signed32())),
-            "hyper":          Out(hyper_layout(params)),
-            "reseed":         Out(1),
-            "counters":       In(counters_layout()),
-            "clear_counters": Out(1),
-            "core_busy":      In(1),
-            "rx_overflow":    In(1),
-            "rx_frame_error": In(1),
-            "error":          Out(1),
-            "in_sample":      Out(1),
+            **_core_side_members(params),
         })
 
     def elaborate(self, platform):

