@@ -219,7 +219,11 @@ def summarise(r: dict) -> dict:
                                  e["pipelined"]["utilisation"] for e in link["streamed_epoch"]}
     s["fmax_mhz"], s["projected_samples_per_s"] = {}, {}
     for board, rep in r["boards"].items():
-        if "fmax_mhz" not in rep:
+        if not rep.get("fmax_mhz"):  # no report, or the design did not fit the device
+            s["fmax_mhz"][board] = None
+            s["projected_samples_per_s"][board] = {
+                "samples_per_s": None, "why": rep.get("missing") or rep.get("status") or
+                "no fmax in the report"}
             continue
         s["fmax_mhz"][board] = rep["fmax_mhz"]
         lanes = rep.get("params", {}).get("lanes", 1)
@@ -263,7 +267,8 @@ def markdown(s: dict) -> str:
     for board, f in s["fmax_mhz"].items():
         proj = s["projected_samples_per_s"][board]
         rows.append((f"{board}: fmax / projected learning samples/s",
-                     f"{f:.1f} MHz / {proj['samples_per_s']:.0f}"))
+                     f"{f:.1f} MHz / {proj['samples_per_s']:.0f}" if f else
+                     f"none ({proj['why']})"))
     chip = s["accuracy"]["chip_rule"]
     rows.append(("T-Randman accuracy, chip rule: float / fixed / RTL subset",
                  f"{chip['float']:.3f} / {chip['fixed']:.3f} / {chip['rtl_subset']:.3f} "
