@@ -51,7 +51,7 @@ def rtl_section(quick: bool) -> dict:
     from hdl.bench_core import run_scenarios, summarize
 
     p = FixedParams()
-    b_ths = (255,) if quick else (16, 32, 64, 160, 255)
+    b_ths = (255,) if quick else (16, 32, 64, 128, 160, 255)
     rates = (0.05,) if quick else (0.005, 0.01, 0.02, 0.05, 0.1)
     lengths = (500,) if quick else (50, 500, 5000)
     n_train, n_test = (40, 20) if quick else (300, 100)
