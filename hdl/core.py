@@ -23,15 +23,14 @@ the event-driven mode input events are accumulated as their EVENT tokens arrive.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import memory, wiring
 from amaranth.utils import ceil_log2
 
 from golden.fixed import FixedParams
 from .arith import sat
 from .gradient import GradientWalk
-from .interface import (ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, counters_layout,
-                        hyper_layout, mem_cmd_layout, result_layout, token_layout)
+from .interface import (ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, core_members,
+                        mem_cmd_layout)
 from .lif import NeuronPhase, SynapticAccumulator, acc_word, group_entry, psi_word, v_word
 from .readout import Readout, ReadoutUpdatePhase, label_shape, wout_word
 from .scheduler import GroupWalker
@@ -107,17 +106,7 @@ class LearningCore(wiring.Component):
         if params.lanes & (params.lanes - 1):
             raise ValueError(f"lanes must be a power of two, not {params.lanes!r}")
         self.p = params
-        super().__init__({
-            "tokens":         In(stream.Signature(token_layout())),
-            "result":         Out(stream.Signature(result_layout(params))),
-            "mem_cmd":        In(stream.Signature(mem_cmd_layout())),
-            "mem_rsp":        Out(stream.Signature(signed(32))),
-            "hyper":          In(hyper_layout(params)),
-            "reseed":         In(1),
-            "counters":       Out(counters_layout()),
-            "clear_counters": In(1),
-            "busy":           Out(1),
-        })
+        super().__init__(core_members(params))
 
     def elaborate(self, platform):
         m = Module()

@@ -5,7 +5,8 @@ parameters. The host side (``host/``) imports the same enums to encode commands.
 """
 
 from amaranth.hdl import unsigned, signed
-from amaranth.lib import data, enum
+from amaranth.lib import data, enum, stream
+from amaranth.lib.wiring import In, Out
 
 from golden.fixed import COUNTERS, FixedParams
 
@@ -81,3 +82,18 @@ def counters_layout() -> data.StructLayout:
 
 def result_layout(p: FixedParams) -> data.StructLayout:
     return data.StructLayout({"prediction": unsigned(max(1, (p.n_out - 1).bit_length()))})
+
+
+def core_members(p: FixedParams) -> dict:
+    """Signature members of a learning core (``hdl.core.LearningCore``), seen from the core."""
+    return {
+        "tokens":         In(stream.Signature(token_layout())),
+        "result":         Out(stream.Signature(result_layout(p))),
+        "mem_cmd":        In(stream.Signature(mem_cmd_layout())),
+        "mem_rsp":        Out(stream.Signature(signed(32))),
+        "hyper":          In(hyper_layout(p)),
+        "reseed":         In(1),
+        "counters":       Out(counters_layout()),
+        "clear_counters": In(1),
+        "busy":           Out(1),
+    }

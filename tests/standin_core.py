@@ -14,12 +14,10 @@ tested while (or independently of) the real core:
 """
 
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import memory, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import memory, wiring
 
 from golden.fixed import FixedParams
-from hdl.interface import (Memory, TokenKind, counters_layout, hyper_layout, mem_cmd_layout,
-                           result_layout, token_layout)
+from hdl.interface import (Memory, TokenKind, core_members)
 
 
 def standin_prediction(step_events, label, n_out):
@@ -32,17 +30,7 @@ class StandInCore(wiring.Component):
     def __init__(self, params: FixedParams, step_cycles: int = 8):
         self.p = params
         self.step_cycles = step_cycles
-        super().__init__({
-            "tokens":         In(stream.Signature(token_layout())),
-            "result":         Out(stream.Signature(result_layout(params))),
-            "mem_cmd":        In(stream.Signature(mem_cmd_layout())),
-            "mem_rsp":        Out(stream.Signature(signed(32))),
-            "hyper":          In(hyper_layout(params)),
-            "reseed":         In(1),
-            "counters":       Out(counters_layout()),
-            "clear_counters": In(1),
-            "busy":           Out(1),
-        })
+        super().__init__(core_members(params))
 
     def elaborate(self, platform):
         m = Module()
