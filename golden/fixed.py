@@ -22,6 +22,8 @@ from .rng import LaneRNG
 
 FEEDBACK_SYMMETRIC = 0
 FEEDBACK_RANDOM = 1
+RULE_OTTT = 0
+RULE_OTPE = 1
 
 
 def sat(x, bits: int):
@@ -66,6 +68,11 @@ class FixedParams:
     decay_frac: int = 8     #: fractional bits of alpha_q, lam_q, kappa_q
     score_bits: int = 32    #: per-class score accumulator (sum of y over the sample)
     shift_bits: int = 5     #: width of the learning-rate shift registers
+    otpe: bool = True       #: build in approximate OTPE (z traces, surrogate sums, normalizer)
+    z_bits: int = 16        #: OTPE traces z_in, z_hid, unsigned, ``tr_frac`` fractional bits
+    gsum_bits: int = 16     #: OTPE leaky surrogate sums gsum_j, unsigned (unit of psi)
+    c_frac: int = 8         #: fractional bits of the OTPE normalizer c (c = 1.0 after step 1)
+    recip_frac: int = 16    #: fractional bits of recip = 1 / c
 
     def __post_init__(self):
         _check_int("n_in", self.n_in, 1, 4096)
@@ -76,9 +83,15 @@ class FixedParams:
             raise ValueError(f"n_hid must be a multiple of lanes ({self.lanes}), not {self.n_hid}")
         for name, lo, hi in [("w_bits", 2, 16), ("v_bits", 4, 32), ("tr_bits", 2, 24),
                              ("y_bits", 4, 32), ("l_bits", 4, 32), ("psi_bits", 1, 16),
-                             ("decay_frac", 1, 16), ("score_bits", 8, 48), ("shift_bits", 1, 6)]:
+                             ("decay_frac", 1, 16), ("score_bits", 8, 48), ("shift_bits", 1, 6),
+                             ("c_frac", 0, 16), ("recip_frac", 1, 24)]:
             _check_int(name, getattr(self, name), lo, hi)
         _check_int("tr_frac", self.tr_frac, 0, self.tr_bits - 1)
+        if not isinstance(self.otpe, bool):
+            raise TypeError(f"otpe must be a bool, not {self.otpe!r}")
+        # z must hold at least one trace, gsum at least one surrogate value
+        _check_int("z_bits", self.z_bits, self.tr_bits, 32)
+        _check_int("gsum_bits", self.gsum_bits, self.psi_bits, 32)
 
     @property
     def n_pre(self) -> int:
@@ -97,6 +110,22 @@ class FixedParams:
     @property
     def max_shift(self) -> int:
         return (1 << self.shift_bits) - 1
+
+    @property
+    def c_bits(self) -> int:
+        """Width of the normalizer ``c``: it never exceeds ``2**(c_frac + decay_frac)``
+        (the fixed point of ``c = decay(c, 2**decay_frac - 1) + 2**c_frac``)."""
+        return self.c_frac + self.decay_frac + 1
+
+    @property
+    def recip_bits(self) -> int:
+        """Width of ``recip = 2**(c_frac + recip_frac) // c <= 2**recip_frac`` (c >= 1.0)."""
+        return self.recip_frac + 1
+
+    @property
+    def grad_tr_bits(self) -> int:
+        """Width of the traces the gradient walk multiplies: ``a`` or (OTPE) ``z``."""
+        return max(self.tr_bits, self.z_bits) if self.otpe else self.tr_bits
 
     def synapse_count(self) -> int:
         """Weights stored on chip: input + recurrent + readout (+ random feedback)."""
@@ -125,6 +154,7 @@ class FixedHyper:
     go_shift: int = 13     #: readout learning rate (float lr 2**-6)
     feedback: int = FEEDBACK_SYMMETRIC  #: 0 symmetric (B = W_out^T), 1 random (B memory)
     seed: int = 1          #: xorshift32 seed of the stochastic-rounding generators
+    rule: int = RULE_OTTT  #: 0 OTTT (psi, a), 1 approximate OTPE (gbar, z; needs p.otpe)
 
     def validate(self, p: FixedParams) -> "FixedHyper":
         one = (1 << p.decay_frac) - 1
@@ -137,6 +167,7 @@ class FixedHyper:
             _check_int(name, getattr(self, name), 0, p.max_shift)
         _check_int("feedback", self.feedback, 0, 1)
         _check_int("seed", self.seed, 0, 0xFFFF_FFFF)
+        _check_int("rule", self.rule, 0, RULE_OTPE if p.otpe else RULE_OTTT)
         return self
 
     def as_dict(self) -> dict:
@@ -172,8 +203,8 @@ class StepTrace:
     """What one time step produced (for checking the gateware step by step)."""
 
     spikes: np.ndarray   #: indices of hidden neurons that spiked
-    active: np.ndarray   #: indices of active neurons (ascending)
-    psi: np.ndarray      #: their surrogate values
+    active: np.ndarray   #: neurons of the gradient walk list (ascending): psi > 0, or gbar > 0
+    psi: np.ndarray      #: their walk values: psi (rule 0) or gbar (rule 1)
     v: np.ndarray        #: membrane after the step, all neurons
     y: np.ndarray        #: readout after the step
 
@@ -223,12 +254,19 @@ class FixedCore:
         self.a_hid = np.zeros(p.n_hid, dtype=np.int64)
         self.y = np.zeros(p.n_out, dtype=np.int64)
         self.score = np.zeros(p.n_out, dtype=np.int64)
+        if p.otpe:
+            self.z_in = np.zeros(p.n_in, dtype=np.int64)
+            self.z_hid = np.zeros(p.n_hid, dtype=np.int64)
+            self.gsum = np.zeros(p.n_hid, dtype=np.int64)
+            self.c = 0
+            self.recip = 0
         self.label = 0
         self.learn = False
 
     # -- one sample -----------------------------------------------------------------------
     def start_sample(self, label: int, learn: bool):
-        """Clear membrane, spikes, traces, readout and scores; latch label and mode."""
+        """Clear membrane, spikes, traces (and OTPE state), readout and scores; latch label
+        and mode."""
         if not 0 <= label < self.p.n_out:
             raise ValueError(f"label must be in [0, {self.p.n_out - 1}], not {label!r}")
         self._clear_state()
@@ -252,7 +290,15 @@ class FixedCore:
            ``W[j,i] = sat_w(W[j,i] - ((m * a_i + r) >> g_shift))`` where ``a_i`` is the input
            trace of step 3 for inputs and the *previous* hidden trace for recurrent sources,
            and ``r`` comes from the generator of lane ``i % lanes``.
+           Rule 1 (approximate OTPE): the walk is over ``gbar_j > 0`` with ``gbar_j`` in place
+           of ``psi_j`` and ``z`` in place of ``a``.
         7. hidden trace ``a_hid = usat_tr(decay(a_hid, lam) + one * s)``
+
+        With ``p.otpe`` (in both rules): before step 2 ``c = decay(c, lam) + 2**c_frac``,
+        ``recip = 2**(c_frac + recip_frac) // c``; in step 2 ``gsum = usat_gsum(decay(gsum,
+        lam) + psi0)`` (``psi0`` = psi, 0 if inactive), ``gbar = usat_psi((gsum * recip) >>
+        recip_frac)``; in step 3 ``z_in = usat_z(decay(z_in, lam) + a_in)``; in step 7
+        ``z_hid = usat_z(decay(z_hid, lam) + a_hid)`` (new traces).
         8. (learn) readout update, all ``j`` ascending, all ``k``:
            ``W_out[k,j] = sat_w(W_out[k,j] - ((err_k * a_hid_j + r) >> go_shift))`` with ``r``
            from readout generator ``k``.
@@ -273,6 +319,11 @@ class FixedCore:
             acc += self.w[:, p.n_in + prev].sum(axis=1)
             c.add("syn_ops", prev.size * p.n_hid)
 
+        # OTPE normalizer (global): c = 1.0 on the first step of a sample
+        if p.otpe:
+            self.c = ((self.c * h.lam_q) >> p.decay_frac) + (1 << p.c_frac)
+            self.recip = (1 << (p.c_frac + p.recip_frac)) // self.c
+
         # 2. neuron update
         v = sat(((self.v * h.alpha_q) >> p.decay_frac) + acc - h.theta * self.s, p.v_bits)
         s = v >= h.theta
@@ -282,11 +333,21 @@ class FixedCore:
         self.v, self.s = v, s
         spikes = np.flatnonzero(s)
         c.add("spikes", spikes.size)
+        if p.otpe:
+            psi0 = np.zeros(p.n_hid, dtype=np.int64)
+            psi0[active] = psi
+            self.gsum = usat(((self.gsum * h.lam_q) >> p.decay_frac) + psi0, p.gsum_bits)
+            gbar = usat((self.gsum * self.recip) >> p.recip_frac, p.psi_bits)
+            if h.rule == RULE_OTPE:
+                active = np.flatnonzero(gbar)
+                psi = gbar[active]
 
         # 3. input traces
         a_in = (self.a_in * h.lam_q) >> p.decay_frac
         a_in[events] += p.trace_one
         self.a_in = usat(a_in, p.tr_bits)
+        if p.otpe:
+            self.z_in = usat(((self.z_in * h.lam_q) >> p.decay_frac) + self.a_in, p.z_bits)
 
         # 4. readout
         y = ((self.y * h.kappa_q) >> p.decay_frac) + self.w_out[:, spikes].sum(axis=1)
@@ -301,6 +362,8 @@ class FixedCore:
 
         # 7. hidden traces
         self.a_hid = usat(((self.a_hid * h.lam_q) >> p.decay_frac) + p.trace_one * s, p.tr_bits)
+        if p.otpe:
+            self.z_hid = usat(((self.z_hid * h.lam_q) >> p.decay_frac) + self.a_hid, p.z_bits)
 
         if self.learn:
             self._readout_update(err)
@@ -308,6 +371,7 @@ class FixedCore:
         return StepTrace(spikes=spikes, active=active, psi=psi, v=v.copy(), y=self.y.copy())
 
     def _gradient(self, active, psi, err):
+        """Step 6 over the walk list ``active`` with values ``psi`` (gbar in rule 1)."""
         p, h, c = self.p, self.h, self.counters
         c.add("active", active.size)
         if not active.size:
@@ -316,7 +380,8 @@ class FixedCore:
         feedback = self.w_out.T[active] if h.feedback == FEEDBACK_SYMMETRIC else self.b[active]
         learn_sig = sat((feedback @ err) >> h.l_shift, p.l_bits)
         mod = sat((learn_sig * psi) >> h.psi_shift, p.l_bits)
-        traces = self.a_in if not p.recurrent else np.concatenate([self.a_in, self.a_hid])
+        a_in, a_hid = (self.z_in, self.z_hid) if h.rule == RULE_OTPE else (self.a_in, self.a_hid)
+        traces = a_in if not p.recurrent else np.concatenate([a_in, a_hid])
         r = self._lane_randoms(active.size, h.g_shift)
         delta = (mod[:, None] * traces[None, :] + r) >> h.g_shift
         self.w[active] = sat(self.w[active] - delta, p.w_bits)
@@ -366,8 +431,12 @@ class FixedCore:
         widths = {"w": p.w_bits, "w_out": p.w_bits, "b": p.w_bits, "v": p.v_bits, "s": 1,
                   "a_in": p.tr_bits, "a_hid": p.tr_bits, "y": p.y_bits,
                   "score": p.score_bits}
+        if p.otpe:
+            widths.update(z_in=p.z_bits, z_hid=p.z_bits, gsum=p.gsum_bits)
         bits = {name: int(getattr(self, name).size) * width for name, width in widths.items()}
         bits["acc"] = p.n_hid * p.acc_bits
+        if p.otpe:
+            bits["c_recip"] = p.c_bits + p.recip_bits
         bits["rng"] = 32 * (len(self.rng_hid.states) + len(self.rng_out.states))
         bits["total"] = sum(bits.values())
         return bits
@@ -407,4 +476,5 @@ def with_hyper(core: FixedCore, **changes) -> FixedCore:
 
 
 __all__ = ["FixedParams", "FixedHyper", "FixedCore", "Counters", "StepTrace", "COUNTERS",
-           "FEEDBACK_SYMMETRIC", "FEEDBACK_RANDOM", "init_weights", "with_hyper", "sat", "usat"]
+           "FEEDBACK_SYMMETRIC", "FEEDBACK_RANDOM", "RULE_OTTT", "RULE_OTPE", "init_weights",
+           "with_hyper", "sat", "usat"]

@@ -12,12 +12,19 @@ The float model measures weights, membrane and readout in units of the threshold
 Hence the float learning rates the shifts implement are
 ``lr_hidden = scale**2 * 2**tr_frac / 2**(l_shift + psi_shift + g_shift)`` and
 ``lr_readout = 2**tr_frac / 2**go_shift``.
+
+Rule 1 (approximate OTPE) maps to the float rule ``otpe_approx`` with the same learning
+rate: ``gbar_int = scale * gbar`` like ``psi`` and ``z`` has the unit of ``a``, so the shifts
+mean the same; the float rule simply sees traces ``z`` about ``1 / (1 - lam)`` larger than
+``a``, exactly as the float model does. The float rule decays ``z`` and ``gbar`` with the
+readout leak ``kappa`` (the leak of the layer that consumes the spikes), the hardware with
+``lam_q``: the mapping requires ``kappa_q == lam_q``.
 """
 
 import numpy as np
 
 from .config import NetConfig
-from .fixed import FixedHyper, FixedParams
+from .fixed import RULE_OTPE, FixedHyper, FixedParams
 
 
 def learning_rates(p: FixedParams, h: FixedHyper) -> tuple[float, float]:
@@ -31,17 +38,20 @@ def float_config(p: FixedParams, h: FixedHyper, **overrides) -> NetConfig:
     """The float ``NetConfig`` computing the same rule as the hardware (up to rounding).
 
     Raises ``ValueError`` when the hidden and readout learning rates differ, since the
-    float model has a single learning rate.
+    float model has a single learning rate, or for rule 1 when ``kappa_q != lam_q``.
     """
     lr_hid, lr_out = learning_rates(p, h)
     if not np.isclose(lr_hid, lr_out):
         raise ValueError(f"hidden and readout learning rates differ ({lr_hid} vs {lr_out})")
+    if h.rule == RULE_OTPE and h.kappa_q != h.lam_q:
+        raise ValueError(f"rule 1 needs kappa_q == lam_q, not {h.kappa_q} and {h.lam_q}")
     one = float(1 << p.decay_frac)
     b_th = h.b_th / h.theta
     cfg = dict(n_in=p.n_in, n_hidden=(p.n_hid,), n_out=p.n_out, recurrent=p.recurrent,
                alpha=h.alpha_q / one, lam=h.lam_q / one, lam_out=h.lam_q / one,
                kappa=h.kappa_q / one, theta=1.0, surrogate="triangle",
-               surrogate_width=b_th, surrogate_height=b_th, b_th=b_th, rule="ottt",
+               surrogate_width=b_th, surrogate_height=b_th, b_th=b_th,
+               rule="otpe_approx" if h.rule == RULE_OTPE else "ottt",
                feedback="symmetric" if h.feedback == 0 else "random", loss="mse",
                target=h.target / h.theta, lr=lr_hid, optimizer="sgd")
     cfg.update(overrides)

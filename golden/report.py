@@ -4,9 +4,10 @@
 
 Writes ``build/golden_report.json`` and ``build/golden_report.png``. For every rule the float
 model trains online (batch 1) on T-Randman and on the spike-encoded sklearn digits. The chip's
-rule (``ottt`` with active-neuron gating, per-step updates: ``golden/SPEC.md``) is also trained
-in its float form (``golden.quantize.float_config``) and in the bit-exact fixed-point model
-from the same initial weights, so the two numbers differ only by quantisation. Cosine
+rules (``ottt`` with active-neuron gating, per-step updates: ``golden/SPEC.md``; and
+``otpe_approx``, register ``rule = 1``, at ``OTPE_HYPER``) are also trained in their float form
+(``golden.quantize.float_config``) and in the bit-exact fixed-point model from the same
+initial weights, so the two numbers differ only by quantisation. Cosine
 similarity of each rule's gradient to BPTT's is reported per layer on a two-hidden-layer net.
 """
 
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +24,17 @@ from . import float_model as fm
 from .bench_float import BENCH_CFG, cosine_to_bptt
 from .config import NetConfig
 from .data import load_digits_spikes, make_randman
-from .fixed import FixedCore, FixedHyper, FixedParams
+from .fixed import RULE_OTPE, FixedCore, FixedHyper, FixedParams
 from .quantize import float_config, learning_rates, quantize_params
 from .train import evaluate, train
 
 RULES = ("bptt", "eprop", "ottt", "otpe_approx", "otpe")
 HARDWARE_RULE = "ottt"
+#: The chip's second rule (register ``rule = 1``) at a 16x lower learning rate (float 2**-10):
+#: its traces ``z`` are about ``1 / (1 - lam)`` = 20x ``a``, and at the OTTT rate 2**-6 both
+#: the float ``otpe_approx`` and the fixed-point model stay at chance on T-Randman.
+OTPE_RULE = "otpe_approx"
+OTPE_HYPER = replace(FixedHyper(), rule=RULE_OTPE, g_shift=23, go_shift=17)
 
 
 def datasets(quick: bool) -> dict:
@@ -52,7 +59,8 @@ def float_accuracy(rule: str, data, seed: int = 0) -> float:
 
 
 def hardware_rule_accuracy(data, hyper: FixedHyper, seed: int = 0) -> dict:
-    """Float and fixed-point accuracy of the chip's rule, same data, order and initial weights."""
+    """Float and fixed-point accuracy of a chip rule (``hyper.rule``), same data, order and
+    initial weights."""
     Xtr, ytr, Xte, yte = data
     params = FixedParams(n_in=Xtr.shape[-1])
     cfg = float_config(params, hyper, w_scale=1.0, w_out_scale=1.0, seed=seed)
@@ -84,6 +92,7 @@ def build_report(quick: bool = False) -> dict:
     hyper = FixedHyper()
     lr_hid, lr_out = learning_rates(FixedParams(), hyper)
     report = {"quick": quick, "hardware_rule": HARDWARE_RULE, "fixed_hyper": hyper.as_dict(),
+              "otpe_rule": OTPE_RULE, "otpe_hyper": OTPE_HYPER.as_dict(),
               "fixed_params": FixedParams().__dict__, "float_lr_equivalent": lr_hid,
               "float_cfg": {**BENCH_CFG, "n_hidden": [128]}, "accuracy": {}}
     data = datasets(quick)
@@ -91,11 +100,12 @@ def build_report(quick: bool = False) -> dict:
         per_rule = {}
         for rule in RULES:
             entry = {"float": round(float_accuracy(rule, split), 4), "fixed": None}
-            if rule == HARDWARE_RULE:
-                entry["hardware"] = hardware_rule_accuracy(split, hyper)
+            if rule in (HARDWARE_RULE, OTPE_RULE):
+                entry["hardware"] = hardware_rule_accuracy(
+                    split, hyper if rule == HARDWARE_RULE else OTPE_HYPER)
                 entry["fixed"] = entry["hardware"]["fixed"]
             else:
-                entry["fixed_note"] = "not implemented in hardware (the chip runs ottt)"
+                entry["fixed_note"] = "not implemented in hardware (the chip runs ottt, otpe_approx)"
             per_rule[rule] = entry
         report["accuracy"][name] = per_rule
     Xte, yte = data["t_randman"][2:]
@@ -118,12 +128,14 @@ def plot(report: dict, path: Path):
     for n, name in enumerate(names):
         accs = [report["accuracy"][name][r]["float"] for r in RULES]
         ax_acc.bar(x + n * width, accs, width, label=f"{name} float")
-    hw = [report["accuracy"][name][HARDWARE_RULE]["hardware"] for name in names]
-    for n, entry in enumerate(hw):
-        ax_acc.bar(len(RULES) + n * width, entry["fixed"], width, color=f"C{n}", hatch="//",
-                   label=f"{names[n]} chip rule, fixed point")
-    ax_acc.set_xticks(list(x + width / 2) + [len(RULES) + width / 2])
-    ax_acc.set_xticklabels(list(RULES) + ["chip (fixed)"], rotation=20)
+    for c, chip_rule in enumerate((HARDWARE_RULE, OTPE_RULE)):
+        hw = [report["accuracy"][name][chip_rule]["hardware"] for name in names]
+        for n, entry in enumerate(hw):
+            ax_acc.bar(len(RULES) + c + n * width, entry["fixed"], width, color=f"C{n}",
+                       hatch="//", label=f"{names[n]} chip {chip_rule}, fixed point")
+    ax_acc.set_xticks(list(x + width / 2) + [len(RULES) + c + width / 2 for c in range(2)])
+    ax_acc.set_xticklabels(list(RULES) + [f"chip {HARDWARE_RULE}", f"chip {OTPE_RULE}"],
+                           rotation=20)
     ax_acc.set_ylim(0, 1)
     ax_acc.set_ylabel("test accuracy")
     ax_acc.legend(fontsize=7)

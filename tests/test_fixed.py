@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from golden.fixed import (FEEDBACK_RANDOM, FEEDBACK_SYMMETRIC, FixedCore, FixedHyper,
-                          FixedParams, init_weights, sat)
+from golden.fixed import (FEEDBACK_RANDOM, FEEDBACK_SYMMETRIC, RULE_OTPE, FixedCore,
+                          FixedHyper, FixedParams, init_weights, sat)
 from golden.rng import lane_seed, xorshift32_step
 
 
@@ -39,8 +39,13 @@ class ScalarCore:
         a_hid = [0] * p.n_hid
         y = [0] * p.n_out
         score = [0] * p.n_out
+        z_in, z_hid, gsum, c = [0] * p.n_in, [0] * p.n_hid, [0] * p.n_hid, 0
+        otpe = h.rule == RULE_OTPE
         for row in raster:
             events = [i for i in range(p.n_in) if row[i]]
+            if p.otpe:
+                c = dec(c, h.lam_q) + (1 << p.c_frac)
+                recip = (1 << (p.c_frac + p.recip_frac)) // c
             for j in range(p.n_hid):
                 acc = sum(self.w[j][i] for i in events)
                 if p.recurrent:
@@ -49,9 +54,19 @@ class ScalarCore:
             s = [int(x >= h.theta) for x in v]
             active = [(j, h.b_th - abs(v[j] - h.theta)) for j in range(p.n_hid)
                       if abs(v[j] - h.theta) < h.b_th]
+            if p.otpe:
+                psi0 = dict(active)
+                gbar = []
+                for j in range(p.n_hid):
+                    gsum[j] = _usat(dec(gsum[j], h.lam_q) + psi0.get(j, 0), p.gsum_bits)
+                    gbar.append(_usat((gsum[j] * recip) >> p.recip_frac, p.psi_bits))
+                if otpe:
+                    active = [(j, gbar[j]) for j in range(p.n_hid) if gbar[j] > 0]
             for i in range(p.n_in):
                 a_in[i] = _usat(dec(a_in[i], h.lam_q) + (p.trace_one if row[i] else 0),
                                 p.tr_bits)
+                if p.otpe:
+                    z_in[i] = _usat(dec(z_in[i], h.lam_q) + a_in[i], p.z_bits)
             for k in range(p.n_out):
                 y[k] = _sat(dec(y[k], h.kappa_q) + sum(self.w_out[k][j]
                                                        for j in range(p.n_hid) if s[j]),
@@ -60,7 +75,8 @@ class ScalarCore:
             if learn:
                 err = [_sat(y[k] - (h.target if k == label else 0), p.y_bits)
                        for k in range(p.n_out)]
-                traces = a_in + (a_hid if p.recurrent else [])
+                traces = ((z_in + (z_hid if p.recurrent else [])) if otpe
+                          else (a_in + (a_hid if p.recurrent else [])))
                 for j, psi in active:
                     fb = ([self.w_out[k][j] for k in range(p.n_out)]
                           if h.feedback == FEEDBACK_SYMMETRIC else self.b[j])
@@ -72,6 +88,8 @@ class ScalarCore:
                                             p.w_bits)
             for j in range(p.n_hid):
                 a_hid[j] = _usat(dec(a_hid[j], h.lam_q) + p.trace_one * s[j], p.tr_bits)
+                if p.otpe:
+                    z_hid[j] = _usat(dec(z_hid[j], h.lam_q) + a_hid[j], p.z_bits)
             if learn:
                 for j in range(p.n_hid):
                     for k in range(p.n_out):
@@ -88,6 +106,20 @@ CASES = [
     dict(p=dict(n_in=5, n_hid=6, n_out=2, recurrent=True, w_bits=4, v_bits=8, tr_bits=6,
                 tr_frac=3, y_bits=8, l_bits=8), h=dict(theta=20, b_th=15, target=60, g_shift=0,
                                                        go_shift=1, l_shift=0, psi_shift=0)),
+    # approximate OTPE (rule 1)
+    dict(p=dict(n_in=7, n_hid=8, n_out=3), h=dict(rule=1)),
+    dict(p=dict(n_in=9, n_hid=8, n_out=4, lanes=2, recurrent=True),
+         h=dict(rule=1, feedback=1, lam_q=200)),
+    dict(p=dict(n_in=10, n_hid=12, n_out=3, lanes=4, c_frac=3, recip_frac=5),
+         h=dict(rule=1, b_th=200, g_shift=6, go_shift=2, lam_q=255)),
+    dict(p=dict(n_in=5, n_hid=6, n_out=2, recurrent=True, w_bits=4, v_bits=8, tr_bits=6,
+                tr_frac=3, y_bits=8, l_bits=8, z_bits=7, gsum_bits=8, psi_bits=6, c_frac=0,
+                recip_frac=4),
+         h=dict(rule=1, theta=20, b_th=15, target=30, g_shift=0, go_shift=3, l_shift=0,
+                psi_shift=0, lam_q=230)),
+    # built without OTPE: rule 0 exactly as before
+    dict(p=dict(n_in=9, n_hid=8, n_out=4, lanes=2, recurrent=True, otpe=False),
+         h=dict(feedback=1)),
 ]
 
 
@@ -193,3 +225,94 @@ def test_memory_does_not_grow_with_sequence_length():
         sizes.append(core.memory_bits())
     assert sizes[0] == sizes[1]
     assert sizes[0]["w"] == p.n_hid * p.n_pre * p.w_bits
+
+
+# -- approximate OTPE (rule 1) edge cases ------------------------------------------------------
+
+@pytest.mark.parametrize("c_frac, recip_frac", [(8, 16), (0, 4), (3, 5), (12, 20)])
+def test_otpe_normalizer_sequence_and_reciprocal(c_frac, recip_frac):
+    """c[t] = decay(c, lam) + one from 0, for every reachable c: it stays below 2**c_bits and
+    recip is the exact integer quotient (checked against repeated subtraction bounds)."""
+    p = FixedParams(n_in=2, n_hid=2, n_out=2, c_frac=c_frac, recip_frac=recip_frac)
+    num = 1 << (c_frac + recip_frac)
+    for lam_q in (0, 1, 128, 243, 255):
+        core = FixedCore(p, FixedHyper(lam_q=lam_q, rule=1))
+        core.start_sample(0, False)
+        seen = []
+        while core.c not in seen:
+            seen.append(core.c)
+            core.step([])
+            c, q = core.c, core.recip
+            assert (1 << c_frac) <= c <= 1 << (c_frac + p.decay_frac) < 1 << p.c_bits
+            assert q * c <= num < (q + 1) * c  # floor division, no rounding shortcut
+            assert 0 <= q <= 1 << recip_frac < 1 << p.recip_bits
+        # the first step gives c = 1.0 exactly, recip = 1.0
+        assert seen[1] == 1 << c_frac
+        if lam_q == 0:
+            assert len(seen) == 2
+    core.start_sample(0, False)
+    assert core.c == 0 and (core.gsum == 0).all() and (core.z_in == 0).all()
+
+
+def test_otpe_state_saturates_never_wraps():
+    p = FixedParams(n_in=3, n_hid=4, n_out=2, z_bits=13, gsum_bits=9, tr_bits=12)
+    h = FixedHyper(lam_q=255, theta=10, b_th=255, rule=1)
+    core = FixedCore(p, h)
+    core.load_weights(np.full((4, 3), 4), np.zeros((2, 4)), np.zeros((4, 2)))
+    seen_z = seen_g = 0
+    core.start_sample(0, True)
+    for _ in range(300):
+        trace = core.step([0, 1, 2])
+        assert 0 <= core.z_in.min() and core.z_in.max() <= (1 << 13) - 1
+        assert 0 <= core.gsum.min() and core.gsum.max() <= (1 << 9) - 1
+        assert core.z_hid.max() <= (1 << 13) - 1
+        assert trace.psi.max(initial=0) <= (1 << p.psi_bits) - 1
+        seen_z |= core.z_in.max() == (1 << 13) - 1
+        seen_g |= core.gsum.max() == (1 << 9) - 1
+    assert seen_z and seen_g
+
+
+def test_otpe_rule0_is_ottt_and_rule_validated():
+    """Built with OTPE, rule 0 gives exactly the weights, counters and generators of a core
+    built without it; rule 1 differs, walks more neurons, and needs ``otpe``."""
+    raster = (np.random.default_rng(4).random((30, 10)) < 0.2).astype(np.uint8)
+    out = []
+    for otpe, rule in ((False, 0), (True, 0), (True, 1)):
+        p = FixedParams(n_in=10, n_hid=16, n_out=3, recurrent=True, otpe=otpe)
+        core = FixedCore(p, FixedHyper(rule=rule, b_th=60, g_shift=10, go_shift=10))
+        core.load_weights(*init_weights(p, 3, 1.5, 1.0))
+        for label in (0, 1, 2):
+            core.run_sample(raster, label, True)
+        out.append((core.w.copy(), core.w_out.copy(), core.counters.as_dict(), core.rng_states()))
+    assert (out[0][0] == out[1][0]).all() and (out[0][1] == out[1][1]).all()
+    assert out[0][2:] == out[1][2:]
+    assert (out[2][0] != out[1][0]).any()
+    assert out[2][2]["active"] > out[1][2]["active"]
+    with pytest.raises(ValueError, match="rule"):
+        FixedCore(FixedParams(otpe=False), FixedHyper(rule=1))
+    with pytest.raises(ValueError, match="rule"):
+        FixedCore(FixedParams(), FixedHyper(rule=2))
+    with pytest.raises(ValueError, match="z_bits"):
+        FixedParams(z_bits=8)
+
+
+def test_otpe_memory_bits():
+    bits = FixedCore(FixedParams(n_in=10, n_hid=8, n_out=3, recurrent=True)).memory_bits()
+    plain = FixedCore(FixedParams(n_in=10, n_hid=8, n_out=3, recurrent=True,
+                                  otpe=False)).memory_bits()
+    p = FixedParams()
+    assert bits["z_in"] == 10 * p.z_bits and bits["z_hid"] == 8 * p.z_bits
+    assert bits["gsum"] == 8 * p.gsum_bits and bits["c_recip"] == p.c_bits + p.recip_bits
+    assert bits["total"] - plain["total"] == (18 * p.z_bits + 8 * p.gsum_bits + p.c_bits
+                                              + p.recip_bits)
+
+
+def test_otpe_fixed_point_close_to_float_on_t_randman():
+    """Rule 1 against float ``otpe_approx`` (``golden.quantize``), same data, order and initial
+    weights, at the report's OTPE learning rate: within a few points, well above chance."""
+    from golden.data import make_randman
+    from golden.report import OTPE_HYPER, hardware_rule_accuracy
+    X, y = make_randman(n_samples_per_class=50, seed=0)
+    res = hardware_rule_accuracy((X[:300], y[:300], X[300:], y[300:]), OTPE_HYPER)
+    assert res["float"] > 0.35 and res["fixed"] > 0.35
+    assert abs(res["fixed_minus_float"]) < 0.06
