@@ -10,12 +10,14 @@ component per concern:
 ``gradient.GradientWalk``    step 6: active-neuron walk, stochastic rounding
 ``readout.ReadoutUpdatePhase``  steps 7, 8: ``a_hid`` and ``W_out`` update
 ``scheduler.GroupWalker``    spike / active lists (or all neurons in dense mode)
+``otpe.Normalizer``          (``otpe``) ``c`` and ``recip``, started by the STEP token
 ========================  ==========================================================
 
 Memories: ``W`` in ``lanes`` skewed banks (SPEC.md section 6); ``W_out`` and ``B`` one word
 of ``n_out`` weights per hidden neuron; ``V``, ``I``, ``s``, ``psi`` one word of ``lanes``
 neurons per group; the traces of all presynaptic sources (inputs, then hidden), ``lanes``
-per word.
+per word. Built with ``otpe``: ``gsum`` (like ``V``) and ``z`` (like the traces); the neuron
+pass waits for ``recip`` in rule 1, and the gradient walk reads ``z`` instead of ``a``.
 
 Per step (STEP token): [dense: walk every input] -> [recurrent: walk previous spikes] ->
 neuron pass -> readout -> (learning) gradient walk -> (learning) trace/readout update. In
@@ -32,6 +34,7 @@ from .gradient import GradientWalk
 from .interface import (ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, core_members,
                         mem_cmd_layout)
 from .lif import NeuronPhase, SynapticAccumulator, acc_word, group_entry, psi_word, v_word
+from .otpe import Normalizer, gsum_word, z_word
 from .readout import Readout, ReadoutUpdatePhase, label_shape, wout_word
 from .scheduler import GroupWalker
 from .trace import trace_word
@@ -131,6 +134,9 @@ class LearningCore(wiring.Component):
         tr_rd, tr_wr = mem("trace", trace_word(p, n), c_tr, granularity=1)
         spk_rd, spk_wr = mem("spikes", group_entry(p, unsigned(n)), G)
         act_rd, act_wr = mem("actives", group_entry(p, psi_word(p)), G)
+        if p.otpe:
+            gsum_rd, gsum_wr = mem("gsum", gsum_word(p), G)
+            z_rd, z_wr = mem("z", z_word(p, n), c_tr, granularity=1)
 
         # -- units ----------------------------------------------------------------------
         m.submodules.accumulator = acc = SynapticAccumulator(p)
@@ -140,6 +146,9 @@ class LearningCore(wiring.Component):
         m.submodules.readout = readout = Readout(p)
         m.submodules.gradient = grad = GradientWalk(p)
         m.submodules.update = upd = ReadoutUpdatePhase(p)
+        if p.otpe:
+            m.submodules.normalizer = norm = Normalizer(p)
+            m.d.comb += [norm.hyper.eq(h), neuron.recip.eq(norm.recip)]
 
         label = Signal(label_shape(p))
         learn = Signal()
@@ -198,9 +207,15 @@ class LearningCore(wiring.Component):
         ev_new = (idx < p.n_in) & ~bitmap.bit_select(idx, 1)
 
         def start_step_tail(next_from_acc=True):
-            """After the accumulation phases: the neuron pass."""
-            m.d.comb += neuron.start.eq(1)
-            m.next = "NEURON"
+            """After the accumulation phases: the neuron pass (with otpe: once recip is ready)."""
+            if p.otpe:
+                m.next = "NORM_WAIT"
+            else:
+                m.d.comb += neuron.start.eq(1)
+                m.next = "NEURON"
+
+        # a STEP token waits for the accumulator (and the normalizer, which it starts)
+        step_ok = ~acc.busy & ~norm.busy if p.otpe else ~acc.busy
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -217,8 +232,10 @@ class LearningCore(wiring.Component):
                                 m.d.sync += bitmap.bit_select(idx, 1).eq(1)
                                 m.d.comb += inc["input_events"].eq(1)
                         with m.Case(TokenKind.STEP):
-                            m.d.comb += self.tokens.ready.eq(~acc.busy)
-                            with m.If(~acc.busy):
+                            m.d.comb += self.tokens.ready.eq(step_ok)
+                            with m.If(step_ok):
+                                if p.otpe:
+                                    m.d.comb += norm.start.eq(1)
                                 with m.If(h.dense):
                                     m.d.sync += count.eq(0)
                                     m.next = "ACC_DENSE"
@@ -233,6 +250,8 @@ class LearningCore(wiring.Component):
                                 m.d.sync += [label.eq(idx), learn.eq(tok.learn), bitmap.eq(0),
                                              count.eq(0)]
                                 m.d.comb += [readout.clear.eq(1), neuron.clear.eq(1)]
+                                if p.otpe:
+                                    m.d.comb += norm.clear.eq(1)
                                 m.next = "CLEAR"
                         with m.Case(TokenKind.END):
                             m.d.comb += self.tokens.ready.eq(~acc.busy)
@@ -270,6 +289,11 @@ class LearningCore(wiring.Component):
             with m.State("ACC_DRAIN"):
                 with m.If(~acc.busy):
                     start_step_tail()
+            if p.otpe:
+                with m.State("NORM_WAIT"):   # rule 0 does not use recip: no wait
+                    with m.If(~norm.busy | ~h.rule):
+                        m.d.comb += neuron.start.eq(1)
+                        m.next = "NEURON"
             with m.State("NEURON"):
                 with m.If(~neuron.busy):
                     m.d.comb += readout.start.eq(1)
@@ -404,6 +428,12 @@ class LearningCore(wiring.Component):
         m.d.comb += [zero["v"].en.eq(count < G), zero["i"].en.eq(count < G),
                      zero["s"].en.eq(count < G),
                      zero["tr"].en.eq(Mux(count < c_tr, (1 << n) - 1, 0))]
+        if p.otpe:
+            for name, port in (("gsum", gsum_wr), ("z", z_wr)):
+                zero[name] = z = _Port(port, f"clear_{name}")
+                m.d.comb += [z.addr.eq(count), z.data.eq(0)]
+            m.d.comb += [zero["gsum"].en.eq(count < G),
+                         zero["z"].en.eq(Mux(count < c_tr, (1 << n) - 1, 0))]
 
         # -- memory port multiplexing -----------------------------------------------------
         st_neuron, st_grad, st_trace = st("NEURON"), st("GRADIENT"), st("TRACE")
@@ -422,10 +452,26 @@ class LearningCore(wiring.Component):
         _drive_read(m, s_rd, [(st_neuron, neuron.s_rd), (st_trace, upd.s_rd),
                               (Const(1), spk_dense)])
         _drive_write(m, s_wr, [(clearing, zero["s"]), (Const(1), neuron.s_wr)])
-        _drive_read(m, tr_rd, [(st_neuron, neuron.tr_rd), (st_grad, grad.tr_rd),
+        # the gradient walk reads a (rule 0) or z (rule 1) at the same address
+        grad_a = _Port(tr_rd, "grad_a_rd")
+        m.d.comb += [grad_a.addr.eq(grad.tr_rd.addr), grad_a.en.eq(grad.tr_rd.en)]
+        _drive_read(m, tr_rd, [(st_neuron, neuron.tr_rd), (st_grad, grad_a),
                                (Const(1), upd.tr_rd)])
         _drive_write(m, tr_wr, [(clearing, zero["tr"]), (st_neuron, neuron.tr_wr),
                                 (Const(1), upd.tr_wr)])
+        if p.otpe:
+            grad_z = _Port(z_rd, "grad_z_rd")
+            m.d.comb += [grad_z.addr.eq(grad.tr_rd.addr), grad_z.en.eq(grad.tr_rd.en)]
+            for l in range(n):
+                m.d.comb += grad.tr_rd.data[l].eq(Mux(h.rule, grad_z.data[l], grad_a.data[l]))
+            _drive_read(m, z_rd, [(st_neuron, neuron.z_rd), (st_grad, grad_z),
+                                  (Const(1), upd.z_rd)])
+            _drive_write(m, z_wr, [(clearing, zero["z"]), (st_neuron, neuron.z_wr),
+                                   (Const(1), upd.z_wr)])
+            _drive_read(m, gsum_rd, [(Const(1), neuron.gsum_rd)])
+            _drive_write(m, gsum_wr, [(clearing, zero["gsum"]), (Const(1), neuron.gsum_wr)])
+        else:
+            m.d.comb += grad.tr_rd.data.eq(grad_a.data)
         # W_out: readout columns, symmetric feedback, update pass, host
         rd_col = _Port(wout_rd, "readout_col_rd")
         m.d.comb += [rd_col.addr.eq(spk_walk.o.payload.j), rd_col.en.eq(1)]
@@ -449,7 +495,7 @@ class LearningCore(wiring.Component):
         m.d.comb += self.busy.eq(busy)
         m.d.comb += [
             inc["cyc_accumulate"].eq(in_acc | (st("IDLE") & acc.busy)),
-            inc["cyc_neuron"].eq(st_neuron),
+            inc["cyc_neuron"].eq(st_neuron | (st("NORM_WAIT") if p.otpe else 0)),
             inc["cyc_readout"].eq(in_readout),
             inc["cyc_gradient"].eq(st_grad),
             inc["cyc_trace"].eq(st_trace),

@@ -20,7 +20,7 @@ from .interface import hyper_layout
 from .lif import w_addr_width
 from .readout import wout_word, y_word
 from .rng import Xorshift32
-from .trace import trace_word
+from .trace import grad_trace_word
 
 __all__ = ["LearningSignal", "SynapseLanes", "GradientWalk"]
 
@@ -97,7 +97,7 @@ class SynapseLanes(wiring.Component):
     Interface attributes
     --------------------
     i : stream (always ready), in
-        ``w`` (weights), ``a`` (presynaptic traces), ``r`` (generator outputs, masked to
+        ``w`` (weights), ``a`` (traces ``a`` or ``z``), ``r`` (generator outputs, masked to
         ``g_shift`` bits here), ``m`` (modulator), ``tag``.
     o : stream (always ready), out
         ``w`` (updated weights), ``tag``.
@@ -112,7 +112,8 @@ class SynapseLanes(wiring.Component):
         wl = data.ArrayLayout(signed(p.w_bits), lanes)
         super().__init__({
             "i": In(stream.Signature(data.StructLayout({
-                "w": wl, "a": trace_word(p, lanes), "r": data.ArrayLayout(unsigned(32), lanes),
+                "w": wl, "a": grad_trace_word(p, lanes),
+                "r": data.ArrayLayout(unsigned(32), lanes),
                 "m": signed(p.l_bits), "tag": tag_shape}), always_ready=True)),
             "o": Out(stream.Signature(data.StructLayout({"w": wl, "tag": tag_shape}),
                                       always_ready=True)),
@@ -123,7 +124,7 @@ class SynapseLanes(wiring.Component):
         m = Module()
         p, n = self.p, self.lanes
         sh = self.hyper.g_shift
-        pw = p.l_bits + p.tr_bits + 1
+        pw = p.l_bits + p.grad_tr_bits + 1
         tw = max(pw, 33) + 1
         valid = [Signal(name=f"valid{s}") for s in range(3)]
         tag = [Signal(self.tag_shape, name=f"tag{s}") for s in range(3)]
@@ -166,7 +167,7 @@ class GradientWalk(wiring.Component):
     err : y_word, in
     fb_rd : read port of the feedback row (``W_out`` column or ``B`` row ``j``), out
     w_rd, w_wr : per-bank weight memory ports, out
-    tr_rd : trace memory read port, out
+    tr_rd : trace read port (``a``, or ``z`` in rule 1: the core selects), out
     rng_state : hidden generator states, out
     """
 
@@ -188,7 +189,7 @@ class GradientWalk(wiring.Component):
             "w_wr": Out(memory.WritePort.Signature(addr_width=aw,
                                                    shape=signed(p.w_bits))).array(n),
             "tr_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(self.c_tr),
-                                                   shape=trace_word(p, n))),
+                                                   shape=grad_trace_word(p, n))),
             "rng_state": Out(data.ArrayLayout(unsigned(32), n)),
         })
 

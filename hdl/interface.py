@@ -58,7 +58,9 @@ def mem_cmd_layout() -> data.StructLayout:
 
 
 def hyper_layout(p: FixedParams) -> data.StructLayout:
-    """Run-time registers (``golden.fixed.FixedHyper``) plus the ``dense`` mode bit."""
+    """Run-time registers (``golden.fixed.FixedHyper``) plus the ``dense`` mode bit.
+
+    ``rule`` has no bits in a build without ``otpe`` (only rule 0 exists there)."""
     return data.StructLayout({
         "alpha_q": unsigned(p.decay_frac),
         "lam_q": unsigned(p.decay_frac),
@@ -72,6 +74,7 @@ def hyper_layout(p: FixedParams) -> data.StructLayout:
         "go_shift": unsigned(p.shift_bits),
         "feedback": unsigned(1),
         "seed": unsigned(32),
+        "rule": unsigned(1 if p.otpe else 0),
         "dense": unsigned(1),
     })
 

@@ -6,7 +6,8 @@
   per cycle) into the accumulator memory ``I`` per presynaptic event.
 * :class:`NeuronPhase` walks all neurons once per step: reads ``V, I, s_prev``, writes
   ``V, s, psi``, clears ``I``, builds the spike / active group lists, and updates the input
-  traces (step 3) in the same pass.
+  traces (step 3) in the same pass. Built with ``otpe`` it also updates ``gsum`` and the
+  input ``z`` traces, and in rule 1 lists ``gbar`` instead of ``psi``.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
@@ -17,6 +18,7 @@ from amaranth.utils import ceil_log2
 from golden.fixed import FixedParams
 from .arith import bits_for, popcount, sat
 from .interface import hyper_layout
+from .otpe import SurrogateAverageLanes, ZTraceLanes, gsum_word, z_word
 from .trace import TraceLanes, trace_word
 
 __all__ = ["v_word", "acc_word", "psi_word", "group_entry", "LifLanes", "SynapticAccumulator",
@@ -227,6 +229,12 @@ class NeuronPhase(wiring.Component):
     trace word ``c``; after the pipeline it writes ``V``, ``s``, ``psi``, clears ``I``, appends
     non-empty spike / active groups to their lists and writes the input traces.
 
+    With ``otpe`` (SPEC.md rule 1) it also reads ``gsum`` and ``z`` with the same addresses;
+    ``gsum``/``gbar`` follow the neuron pipeline (:class:`hdl.otpe.SurrogateAverageLanes`,
+    every neuron result is written after it), ``z`` follows the input trace pipeline
+    (:class:`hdl.otpe.ZTraceLanes`). The listed value (``psi`` memory, active list, counters)
+    is ``psi`` in rule 0 and ``gbar`` in rule 1.
+
     Interface attributes
     --------------------
     start : Signal(1), in
@@ -242,6 +250,11 @@ class NeuronPhase(wiring.Component):
         Entries in the spike / active group lists.
     spikes_inc, active_inc, wu_inc : out
         Counter increments (valid for one cycle per group).
+    recip : unsigned(recip_bits), in (``otpe`` only)
+        The step's ``1 / c`` (``hdl.otpe.Normalizer``), stable during the pass.
+    gsum_rd, gsum_wr, z_rd, z_wr : memory ports (``otpe`` only)
+        Surrogate sums (one word per group, like ``V``); input ``z`` traces (addressed like
+        the trace memory).
     """
 
     def __init__(self, p: FixedParams):
@@ -250,7 +263,7 @@ class NeuronPhase(wiring.Component):
         self.c_in = -(-p.n_in // n)
         self.c_tr = -(-(p.n_in + p.n_hid) // n)
         ga, ta = ceil_log2(G), ceil_log2(self.c_tr)
-        super().__init__({
+        members = {
             "start": In(1), "clear": In(1), "busy": Out(1), "learn": In(1),
             "hyper": In(hyper_layout(p)),
             "events": In(self.c_in * n),
@@ -273,22 +286,46 @@ class NeuronPhase(wiring.Component):
             "spikes_inc": Out(bits_for(n)),
             "active_inc": Out(bits_for(n)),
             "wu_inc": Out(bits_for(n * p.n_pre)),
-        })
+        }
+        if p.otpe:
+            members.update({
+                "recip": In(unsigned(p.recip_bits)),
+                "gsum_rd": Out(memory.ReadPort.Signature(addr_width=ga, shape=gsum_word(p))),
+                "gsum_wr": Out(memory.WritePort.Signature(addr_width=ga, shape=gsum_word(p))),
+                "z_rd": Out(memory.ReadPort.Signature(addr_width=ta, shape=z_word(p, n))),
+                "z_wr": Out(memory.WritePort.Signature(addr_width=ta, shape=z_word(p, n),
+                                                       granularity=1)),
+            })
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         p = self.p
         n, G = p.lanes, p.n_hid // p.lanes
         slots = max(G, self.c_in)
-        m.submodules.lif = lif = LifLanes(p, tag_shape=unsigned(bits_for(G)))
-        m.submodules.trace = trace = TraceLanes(
-            p, n, tag_shape=data.StructLayout({"c": unsigned(bits_for(self.c_tr)),
-                                               "en": unsigned(n)}))
+        g_shape = unsigned(bits_for(G))
+        tr_tag = {"c": unsigned(bits_for(self.c_tr)), "en": unsigned(n)}
+        n_latency, t_latency = LifLanes.LATENCY, TraceLanes.LATENCY
+        if p.otpe:
+            m.submodules.lif = lif = LifLanes(p, tag_shape=data.StructLayout({
+                "g": g_shape, "gsum": gsum_word(p)}))
+            m.submodules.trace = trace = TraceLanes(
+                p, n, tag_shape=data.StructLayout({**tr_tag, "z": z_word(p, n)}))
+            m.submodules.average = avg = SurrogateAverageLanes(p, tag_shape=data.StructLayout({
+                "g": g_shape, "v": v_word(p), "s": unsigned(n), "psi": psi_word(p)}))
+            m.submodules.z_trace = ztr = ZTraceLanes(p, n, tag_shape=data.StructLayout(tr_tag))
+            m.d.comb += [avg.hyper.eq(self.hyper), avg.recip.eq(self.recip),
+                         ztr.hyper.eq(self.hyper)]
+            n_latency += SurrogateAverageLanes.LATENCY
+            t_latency += ZTraceLanes.LATENCY
+        else:
+            m.submodules.lif = lif = LifLanes(p, tag_shape=g_shape)
+            m.submodules.trace = trace = TraceLanes(p, n, tag_shape=data.StructLayout(tr_tag))
         m.d.comb += [lif.hyper.eq(self.hyper), trace.hyper.eq(self.hyper)]
 
         running = Signal()
         slot = Signal(range(slots + 1))
-        drain_cycles = max(LifLanes.LATENCY, TraceLanes.LATENCY) + 3
+        drain_cycles = max(n_latency, t_latency) + 3
         drain = Signal(range(drain_cycles + 1))
         with m.If(self.start):
             m.d.sync += [running.eq(1), slot.eq(0)]
@@ -301,7 +338,10 @@ class NeuronPhase(wiring.Component):
         m.d.comb += self.busy.eq(running | (drain != 0))
 
         # issue: address every memory with the slot
-        for port in (self.v_rd, self.i_rd, self.s_rd, self.tr_rd):
+        ports = [self.v_rd, self.i_rd, self.s_rd, self.tr_rd]
+        if p.otpe:
+            ports += [self.gsum_rd, self.z_rd]
+        for port in ports:
             m.d.comb += [port.addr.eq(slot), port.en.eq(1)]
         nv0 = running & (slot < G)
         tv0 = running & (slot < self.c_in)
@@ -318,29 +358,46 @@ class NeuronPhase(wiring.Component):
         en1, ev1 = Signal(n), Signal(n)
         m.d.sync += [nv1.eq(nv0), tv1.eq(tv0), c1.eq(slot), en1.eq(en0), ev1.eq(ev0)]
         m.d.sync += [
-            lif.i.valid.eq(nv1), lif.i.payload.tag.eq(c1),
+            lif.i.valid.eq(nv1),
             lif.i.payload.v.eq(self.v_rd.data), lif.i.payload.acc.eq(self.i_rd.data),
             lif.i.payload.s.eq(self.s_rd.data),
             trace.i.valid.eq(tv1), trace.i.payload.tag.c.eq(c1), trace.i.payload.tag.en.eq(en1),
             trace.i.payload.a.eq(self.tr_rd.data), trace.i.payload.spike.eq(ev1),
         ]
 
-        # neuron results
+        # neuron results: straight from the LIF pipeline, or (otpe) after the surrogate average
         out = lif.o.payload
-        g = out.tag
-        any_spike = out.s != 0
+        walk = Signal(psi_word(p))   # the listed value: psi, or gbar in rule 1
+        if p.otpe:
+            m.d.sync += [lif.i.payload.tag.g.eq(c1), lif.i.payload.tag.gsum.eq(self.gsum_rd.data),
+                         trace.i.payload.tag.z.eq(self.z_rd.data)]
+            m.d.comb += [avg.i.valid.eq(lif.o.valid), avg.i.payload.psi.eq(out.psi),
+                         avg.i.payload.gsum.eq(out.tag.gsum), avg.i.payload.tag.g.eq(out.tag.g),
+                         avg.i.payload.tag.v.eq(out.v), avg.i.payload.tag.s.eq(out.s),
+                         avg.i.payload.tag.psi.eq(out.psi)]
+            res = avg.o.payload.tag
+            valid, g, v_new, s_new = avg.o.valid, res.g, res.v, res.s
+            m.d.comb += [walk.eq(Mux(self.hyper.rule, avg.o.payload.gbar.as_value(),
+                                     res.psi.as_value())),
+                         self.gsum_wr.addr.eq(g), self.gsum_wr.data.eq(avg.o.payload.gsum),
+                         self.gsum_wr.en.eq(valid)]
+        else:
+            m.d.sync += lif.i.payload.tag.eq(c1)
+            valid, g, v_new, s_new = lif.o.valid, out.tag, out.v, out.s
+            m.d.comb += walk.eq(out.psi)
+        any_spike = s_new != 0
         act_mask = Signal(n)
         for l in range(n):
-            m.d.comb += act_mask[l].eq(out.psi[l] != 0)
+            m.d.comb += act_mask[l].eq(walk[l] != 0)
         m.d.comb += [
-            self.v_wr.addr.eq(g), self.v_wr.data.eq(out.v), self.v_wr.en.eq(lif.o.valid),
-            self.i_wr.addr.eq(g), self.i_wr.data.eq(0), self.i_wr.en.eq(lif.o.valid),
-            self.s_wr.addr.eq(g), self.s_wr.data.eq(out.s), self.s_wr.en.eq(lif.o.valid),
-            self.psi_wr.addr.eq(g), self.psi_wr.data.eq(out.psi), self.psi_wr.en.eq(lif.o.valid),
+            self.v_wr.addr.eq(g), self.v_wr.data.eq(v_new), self.v_wr.en.eq(valid),
+            self.i_wr.addr.eq(g), self.i_wr.data.eq(0), self.i_wr.en.eq(valid),
+            self.s_wr.addr.eq(g), self.s_wr.data.eq(s_new), self.s_wr.en.eq(valid),
+            self.psi_wr.addr.eq(g), self.psi_wr.data.eq(walk), self.psi_wr.en.eq(valid),
             self.spk_wr.addr.eq(self.spk_count), self.spk_wr.data.g.eq(g),
-            self.spk_wr.data.word.eq(out.s), self.spk_wr.en.eq(lif.o.valid & any_spike),
+            self.spk_wr.data.word.eq(s_new), self.spk_wr.en.eq(valid & any_spike),
             self.act_wr.addr.eq(self.act_count), self.act_wr.data.g.eq(g),
-            self.act_wr.data.word.eq(out.psi), self.act_wr.en.eq(lif.o.valid & (act_mask != 0)),
+            self.act_wr.data.word.eq(walk), self.act_wr.en.eq(valid & (act_mask != 0)),
         ]
         with m.If(self.start | self.clear):
             m.d.sync += [self.spk_count.eq(0), self.act_count.eq(0)]
@@ -350,12 +407,20 @@ class NeuronPhase(wiring.Component):
             with m.If(self.act_wr.en):
                 m.d.sync += self.act_count.eq(self.act_count + 1)
         n_active = popcount(act_mask)
-        with m.If(lif.o.valid):
-            m.d.comb += self.spikes_inc.eq(popcount(out.s))
+        with m.If(valid):
+            m.d.comb += self.spikes_inc.eq(popcount(s_new))
             with m.If(self.learn):
                 m.d.comb += [self.active_inc.eq(n_active), self.wu_inc.eq(n_active * p.n_pre)]
 
-        # input trace results
+        # input trace results (then, with otpe, the z traces from the new a)
         m.d.comb += [self.tr_wr.addr.eq(trace.o.payload.tag.c), self.tr_wr.data.eq(trace.o.payload.a),
                      self.tr_wr.en.eq(Mux(trace.o.valid, trace.o.payload.tag.en, 0))]
+        if p.otpe:
+            zt = ztr.o.payload.tag
+            m.d.comb += [ztr.i.valid.eq(trace.o.valid), ztr.i.payload.z.eq(trace.o.payload.tag.z),
+                         ztr.i.payload.a.eq(trace.o.payload.a),
+                         ztr.i.payload.tag.c.eq(trace.o.payload.tag.c),
+                         ztr.i.payload.tag.en.eq(trace.o.payload.tag.en),
+                         self.z_wr.addr.eq(zt.c), self.z_wr.data.eq(ztr.o.payload.z),
+                         self.z_wr.en.eq(Mux(ztr.o.valid, zt.en, 0))]
         return m

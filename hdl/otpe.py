@@ -37,7 +37,8 @@ class Normalizer(wiring.Component):
     """Normalizer ``c`` (unsigned ``c_bits``, ``c_frac`` fractional bits) and ``recip``.
 
     ``start`` (one cycle): ``c`` is updated on the next edge, then ``recip_frac + 1`` cycles
-    of restoring division produce ``recip`` (MSB first; ``busy`` until it is final).
+    of restoring division produce ``recip`` (MSB first; ``busy`` from the cycle after
+    ``start`` until it is final).
     ``clear``: ``c = 0`` (start of a sample). The dividend ``2**(c_frac + recip_frac)`` is a
     constant; ``c >= 2**c_frac`` keeps the quotient within ``recip_frac + 1`` bits and the
     first partial remainder ``2**(c_frac + recip_frac) >> (recip_frac + 1)`` below ``c``.
@@ -84,7 +85,7 @@ class Normalizer(wiring.Component):
                          self.recip.eq((self.recip << 1) | fits), k.eq(k - 1)]
             with m.If(k == 0):
                 m.d.sync += dividing.eq(0)
-        m.d.comb += self.busy.eq(self.start | dividing)
+        m.d.comb += self.busy.eq(dividing)
         return m
 
 

@@ -17,6 +17,7 @@ from amaranth.utils import ceil_log2
 from golden.fixed import FixedParams
 from .arith import bits_for, low_mask, sat
 from .interface import hyper_layout
+from .otpe import ZTraceLanes, z_word
 from .rng import Xorshift32
 from .trace import TraceLanes, trace_word
 
@@ -186,7 +187,8 @@ class ReadoutUpdatePhase(wiring.Component):
     """Steps 7 and 8 for every hidden neuron ``j`` ascending, one neuron per cycle.
 
     ``a_hid[j] = usat(decay(a_hid[j]) + one * s_j)`` then the ``W_out`` column ``j`` update;
-    readout generator ``k`` advances once per neuron. Runs only in learning steps.
+    readout generator ``k`` advances once per neuron. Runs only in learning steps. With
+    ``otpe`` the new ``a_hid[j]`` then updates ``z_hid[j]`` (:class:`hdl.otpe.ZTraceLanes`).
 
     Interface attributes
     --------------------
@@ -200,13 +202,14 @@ class ReadoutUpdatePhase(wiring.Component):
     wout_rd, wout_wr : ``W_out`` memory ports.
     rng_state : ArrayLayout(unsigned(32), n_out), out
         Readout generator states.
+    z_rd, z_wr : ``z`` memory ports, addressed like the trace memory (``otpe`` only).
     """
 
     def __init__(self, p: FixedParams):
         self.p = p
         n, G = p.lanes, p.n_hid // p.lanes
         self.c_tr = -(-(p.n_in + p.n_hid) // n)
-        super().__init__({
+        members = {
             "start": In(1), "busy": Out(1), "reseed": In(1),
             "hyper": In(hyper_layout(p)), "err": In(y_word(p)),
             "tr_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(self.c_tr),
@@ -219,7 +222,15 @@ class ReadoutUpdatePhase(wiring.Component):
             "wout_wr": Out(memory.WritePort.Signature(addr_width=ceil_log2(p.n_hid),
                                                       shape=wout_word(p))),
             "rng_state": Out(data.ArrayLayout(unsigned(32), p.n_out)),
-        })
+        }
+        if p.otpe:
+            ta = ceil_log2(self.c_tr)
+            members.update({
+                "z_rd": Out(memory.ReadPort.Signature(addr_width=ta, shape=z_word(p, n))),
+                "z_wr": Out(memory.WritePort.Signature(addr_width=ta, shape=z_word(p, n),
+                                                       granularity=1)),
+            })
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
@@ -228,7 +239,8 @@ class ReadoutUpdatePhase(wiring.Component):
         lb = ceil_log2(n)
         src = unsigned(bits_for(p.n_in + p.n_hid))
         tag1 = data.StructLayout({"j": unsigned(bits_for(p.n_hid)), "src": src,
-                                  "w": wout_word(p)})
+                                  "w": wout_word(p),
+                                  **({"z": unsigned(p.z_bits)} if p.otpe else {})})
         m.submodules.trace = trace = TraceLanes(p, 1, tag_shape=tag1)
         m.submodules.update = update = ReadoutUpdateLanes(
             p, tag_shape=unsigned(bits_for(p.n_hid)))
@@ -246,7 +258,8 @@ class ReadoutUpdatePhase(wiring.Component):
         running = Signal()
         j = Signal(range(p.n_hid + 1))
         s_idx = Signal(src)  # n_in + j
-        drain_cycles = TraceLanes.LATENCY + ReadoutUpdateLanes.LATENCY + 3
+        tail = max(ReadoutUpdateLanes.LATENCY, ZTraceLanes.LATENCY if p.otpe else 0)
+        drain_cycles = TraceLanes.LATENCY + tail + 3
         drain = Signal(range(drain_cycles + 1))
         with m.If(self.start):
             m.d.sync += [running.eq(1), j.eq(0), s_idx.eq(p.n_in)]
@@ -288,4 +301,18 @@ class ReadoutUpdatePhase(wiring.Component):
             self.wout_wr.addr.eq(update.o.payload.tag), self.wout_wr.data.eq(update.o.payload.w),
             self.wout_wr.en.eq(update.o.valid),
         ]
+        if p.otpe:
+            m.submodules.z_trace = ztr = ZTraceLanes(p, 1, tag_shape=src)
+            zs = ztr.o.payload.tag
+            m.d.comb += [self.z_rd.addr.eq(s_idx >> lb), self.z_rd.en.eq(1),
+                         ztr.hyper.eq(self.hyper), ztr.i.valid.eq(trace.o.valid),
+                         ztr.i.payload.z[0].eq(t.z), ztr.i.payload.a[0].eq(a_new),
+                         ztr.i.payload.tag.eq(t.src),
+                         self.z_wr.addr.eq(zs >> lb),
+                         self.z_wr.en.eq(Mux(ztr.o.valid,
+                                             (Const(1, unsigned(n)) << (zs[:lb] if n > 1 else 0))[:n],
+                                             0))]
+            m.d.sync += trace.i.payload.tag.z.eq(self.z_rd.data[tr_lane])
+            for l in range(n):
+                m.d.comb += self.z_wr.data[l].eq(ztr.o.payload.z[0])
         return m

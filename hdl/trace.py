@@ -13,11 +13,16 @@ from golden.fixed import FixedParams
 from .arith import usat
 from .interface import hyper_layout
 
-__all__ = ["trace_word", "TraceLanes"]
+__all__ = ["trace_word", "grad_trace_word", "TraceLanes"]
 
 
 def trace_word(p: FixedParams, lanes: int) -> data.ArrayLayout:
     return data.ArrayLayout(unsigned(p.tr_bits), lanes)
+
+
+def grad_trace_word(p: FixedParams, lanes: int) -> data.ArrayLayout:
+    """Traces as the gradient walk reads them: ``a``, or ``z`` in OTPE rule 1."""
+    return data.ArrayLayout(unsigned(p.grad_tr_bits), lanes)
 
 
 class TraceLanes(wiring.Component):

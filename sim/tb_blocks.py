@@ -58,7 +58,7 @@ def random_hyper(p: FixedParams, rng, **fixed) -> dict:
              l_shift=int(rng.integers(0, 12)), psi_shift=int(rng.integers(0, 8)),
              g_shift=int(rng.integers(0, p.max_shift + 1)),
              go_shift=int(rng.integers(0, p.max_shift + 1)),
-             feedback=0, seed=int(rng.integers(0, 1 << 32)))
+             feedback=0, seed=int(rng.integers(0, 1 << 32)), rule=0)
     h.update(fixed)
     FixedHyper(**h).validate(p)
     return {**h, "dense": 0}

@@ -52,7 +52,7 @@ async def synapse_random(dut):
         dut.hyper.value = pack_value(hyper_layout(p), h)
         bench = PipelineBench(dut, comp, synapse_model(p, h), rng)
         vectors = [{"w": [ends(rng, p.w_bits) for _ in range(p.lanes)],
-                    "a": [ends(rng, p.tr_bits, False) for _ in range(p.lanes)],
+                    "a": [ends(rng, p.grad_tr_bits, False) for _ in range(p.lanes)],
                     "r": [int(rng.integers(0, 1 << 32)) for _ in range(p.lanes)],
                     "m": ends(rng, p.l_bits), "tag": t & 255}
                    for t in range(cfg.get("vectors", 80))]

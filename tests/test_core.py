@@ -69,3 +69,30 @@ def test_core_default_size():
     """Default size (50/128/10), T-Randman input, one learning and one inference sample."""
     run_core("default", {}, samples=2, T=50, seed=8, data="randman", learn=[True, False],
              hyper=dict(g_shift=10, go_shift=10))
+
+
+#: approximate OTPE (rule 1): z is ~1/(1 - lam) times a, so a lower hidden learning rate
+OTPE = dict(FAST, rule=1, g_shift=12)
+
+
+def test_core_otpe_lanes1_steps():
+    """Rule 1, feed-forward, lanes = 1: V, y and all weights after every step; then the same
+    core switched to rule 0 (OTPE state from rule 1 cleared by START), event and dense mode;
+    then rule 1 with the slowest decay (long gbar tails, saturating z)."""
+    run_core("otpe_lanes1", SMALL, samples=3, T=10, seed=11, hyper=OTPE,
+             check_steps=True, check_step_weights=True,
+             then=[dict(samples=3, T=10, seed=12, hyper=dict(rule=0), dense_too=True,
+                        check_steps=False, check_step_weights=False),
+                   dict(samples=3, T=16, seed=13, rate=0.4, dense_too=True, check_steps=False,
+                        check_step_weights=False,
+                        hyper=dict(lam_q=255, kappa_q=255, b_th=60, g_shift=16))])
+
+
+def test_core_otpe_lanes2_recurrent_random_feedback():
+    """Rule 1, lanes = 2, recurrent (z_hid of the previous step), random feedback, event and
+    dense mode; then rule 0 on the same build."""
+    run_core("otpe_lanes2", dict(SMALL, n_in=13, recurrent=True, lanes=2), samples=4, T=12,
+             seed=14, hyper=dict(OTPE, feedback=1, seed=0xC0FFEE), dense_too=True,
+             check_steps=True,
+             then=[dict(samples=2, T=12, seed=15, hyper=dict(rule=0, feedback=0),
+                        dense_too=False, check_steps=False)])
