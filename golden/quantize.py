@@ -21,10 +21,18 @@ readout leak ``kappa`` (the leak of the layer that consumes the spikes), the har
 ``lam_q``: the mapping requires ``kappa_q == lam_q``.
 """
 
+from dataclasses import replace
+
 import numpy as np
 
 from .config import NetConfig
 from .fixed import RULE_OTPE, FixedHyper, FixedParams
+
+
+#: Rule 1 at a 16x lower learning rate (float 2**-10, all shifts + 4): the traces ``z`` are
+#: about ``1 / (1 - lam)`` = 20x ``a``, and at the OTTT rate 2**-6 both the float
+#: ``otpe_approx`` and the fixed-point model stay at chance on T-Randman.
+OTPE_HYPER = replace(FixedHyper(), rule=RULE_OTPE, g_shift=23, go_shift=17)
 
 
 def learning_rates(p: FixedParams, h: FixedHyper) -> tuple[float, float]:

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,17 +23,13 @@ from . import float_model as fm
 from .bench_float import BENCH_CFG, cosine_to_bptt
 from .config import NetConfig
 from .data import load_digits_spikes, make_randman
-from .fixed import RULE_OTPE, FixedCore, FixedHyper, FixedParams
-from .quantize import float_config, learning_rates, quantize_params
+from .fixed import FixedCore, FixedHyper, FixedParams
+from .quantize import OTPE_HYPER, float_config, learning_rates, quantize_params
 from .train import evaluate, train
 
 RULES = ("bptt", "eprop", "ottt", "otpe_approx", "otpe")
 HARDWARE_RULE = "ottt"
-#: The chip's second rule (register ``rule = 1``) at a 16x lower learning rate (float 2**-10):
-#: its traces ``z`` are about ``1 / (1 - lam)`` = 20x ``a``, and at the OTTT rate 2**-6 both
-#: the float ``otpe_approx`` and the fixed-point model stay at chance on T-Randman.
-OTPE_RULE = "otpe_approx"
-OTPE_HYPER = replace(FixedHyper(), rule=RULE_OTPE, g_shift=23, go_shift=17)
+OTPE_RULE = "otpe_approx"   #: the chip's second rule (register ``rule = 1``, at OTPE_HYPER)
 
 
 def datasets(quick: bool) -> dict:

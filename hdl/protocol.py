@@ -750,7 +750,7 @@ class CommandProcessor(wiring.Component):
                             ack(4 * len(ALL_COUNTERS))
 
             # CONFIGURE: a first pass checks each byte against its field's width (and
-            # theta >= 1); only when all 26 bytes are valid does a second pass load them.
+            # theta >= 1); only when all 27 bytes are valid does a second pass load them.
             with m.State("CFG_GATHER"):
                 m.d.comb += rd.o.ready.eq(1)
                 with m.If(k == wire.HYPER_BYTES):

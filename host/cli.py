@@ -3,6 +3,7 @@
     snn-host --port /dev/ttyUSB1 info
     snn-host --port socket://127.0.0.1:PORT train --data t-randman --epochs 3 --out build/run
     snn-host --port ... train --out build/run --resume        # continue from the last epoch
+    snn-host --port ... train --rule otpe --out build/otpe    # approximate OTPE (rule 1)
     snn-host --port ... eval --data t-randman --weights build/run/checkpoint_epoch003.npz
     snn-host --port ... weights dump build/w.npz | weights load build/w.npz
     snn-host --port ... counters [--clear]
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from golden.fixed import FixedHyper
+from golden.quantize import OTPE_HYPER
 from .device import Device, DeviceError, ShapeMismatch
 from .experiment import (DATASETS, Trainer, check_dataset, initial_weights, load_dataset,
                          load_mem_arrays, parse_hyper, plot_curves, plot_raster, plot_weights)
@@ -55,10 +58,15 @@ def _data(args, dev):
     return X, y, Xt, yt
 
 
+def _hyper(args):
+    """--rule picks the base registers (otpe: golden.quantize.OTPE_HYPER), --hyper overrides."""
+    return parse_hyper(args.hyper, OTPE_HYPER if args.rule == "otpe" else FixedHyper())
+
+
 def cmd_train(dev, args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    hyper = parse_hyper(args.hyper)
+    hyper = _hyper(args)
     trainer = Trainer(dev, hyper, dense=args.dense, out=out, progress=not args.quiet)
     X, y, Xt, yt = _data(args, dev)
     dev.configure(hyper, dense=args.dense)
@@ -87,7 +95,7 @@ def cmd_train(dev, args):
 
 
 def cmd_eval(dev, args):
-    hyper = parse_hyper(args.hyper)
+    hyper = _hyper(args)
     if args.weights:
         load_mem_arrays(dev, Path(args.weights))
     dev.configure(hyper, dense=args.dense)
@@ -123,6 +131,9 @@ def build_parser():
         t.add_argument("--channels", type=int, default=None,
                        help="input channels of generated data (default: the device's n_in)")
         t.add_argument("--data-seed", type=int, default=0)
+        t.add_argument("--rule", choices=("ottt", "otpe"), default="ottt",
+                       help="learning rule: ottt, or approximate OTPE (needs an otpe build; "
+                            "its default learning rates are 16x lower)")
         t.add_argument("--hyper", default="", help="FixedHyper overrides, e.g. seed=3")
         t.add_argument("--dense", action="store_true", help="dense (ReckOn-like) schedule")
         if name == "train":

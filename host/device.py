@@ -468,6 +468,9 @@ class Device:
     def configure(self, hyper: FixedHyper | None = None, dense: bool = False, **changes):
         """CONFIGURE: load the run-time registers (reloads the generators from the seed).
 
+        ``changes`` override single registers, e.g. ``configure(rule=1)`` for approximate OTPE
+        (accepted only by a device built with ``otpe``, IDENTIFY ``params["otpe"]``).
+
         Values are checked here against the device's parameters (``FixedHyper.validate``)
         and again by the device (``ParamOutOfRange``).
         """

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAGIC = b"SNNL"
 SYNC = b"\xA5\x5A"
 HEADER_BYTES = 7      # sync(2) len(2) type seq hchk
@@ -32,7 +32,7 @@ class Cmd(enum.IntEnum):
     """Request types (host -> device). The ACK reply has type ``0x80 | cmd``."""
     IDENTIFY = 0x01       #: -> identify block
     RESET = 0x02          #: flags(1) -> ()
-    CONFIGURE = 0x03      #: hyper block(26) -> ()
+    CONFIGURE = 0x03      #: hyper block(27) -> ()
     WRITE_WEIGHTS = 0x04  #: mem row0 nrows col0 ncols (9) + values -> ()
     READ_WEIGHTS = 0x05   #: mem row0 nrows col0 ncols (9) -> values
     SAMPLE = 0x06         #: flags label + steps -> (prediction if END)
@@ -108,14 +108,15 @@ COUNTER_NAMES = ("samples", "steps", "input_events", "syn_ops", "spikes", "activ
 #: CONFIGURE payload fields in order: (name, bytes). Little endian, unsigned.
 HYPER_FIELDS = (("alpha_q", 2), ("lam_q", 2), ("kappa_q", 2), ("theta", 4), ("b_th", 2),
                 ("target", 4), ("l_shift", 1), ("psi_shift", 1), ("g_shift", 1),
-                ("go_shift", 1), ("feedback", 1), ("seed", 4), ("dense", 1))
+                ("go_shift", 1), ("feedback", 1), ("seed", 4), ("rule", 1), ("dense", 1))
 HYPER_BYTES = sum(n for _, n in HYPER_FIELDS)
 
 #: FixedParams fields in the IDENTIFY block, in order: (name, bytes).
 PARAM_FIELDS = (("n_in", 2), ("n_hid", 2), ("n_out", 1), ("recurrent", 1), ("lanes", 1),
                 ("w_bits", 1), ("v_bits", 1), ("tr_bits", 1), ("tr_frac", 1), ("y_bits", 1),
                 ("l_bits", 1), ("psi_bits", 1), ("decay_frac", 1), ("score_bits", 1),
-                ("shift_bits", 1))
+                ("shift_bits", 1), ("otpe", 1), ("z_bits", 1), ("gsum_bits", 1), ("c_frac", 1),
+                ("recip_frac", 1))
 #: IDENTIFY block: magic(4) version(1) params... then link fields (name, bytes).
 LINK_FIELDS = (("max_payload", 2), ("rx_fifo_depth", 2), ("index_bytes", 1),
                ("weight_bytes", 1), ("n_counters", 1), ("clk_freq", 4), ("baud", 4),
@@ -278,6 +279,7 @@ def parse_identify(payload: bytes) -> dict:
     params = unpack_fields(PARAM_FIELDS, payload[pos:])
     pos += sum(n for _, n in PARAM_FIELDS)
     params["recurrent"] = bool(params["recurrent"])
+    params["otpe"] = bool(params["otpe"])
     info["params"] = params
     info.update(unpack_fields(LINK_FIELDS, payload[pos:]))
     return info

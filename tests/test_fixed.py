@@ -311,7 +311,8 @@ def test_otpe_fixed_point_close_to_float_on_t_randman():
     """Rule 1 against float ``otpe_approx`` (``golden.quantize``), same data, order and initial
     weights, at the report's OTPE learning rate: within a few points, well above chance."""
     from golden.data import make_randman
-    from golden.report import OTPE_HYPER, hardware_rule_accuracy
+    from golden.quantize import OTPE_HYPER
+    from golden.report import hardware_rule_accuracy
     X, y = make_randman(n_samples_per_class=50, seed=0)
     res = hardware_rule_accuracy((X[:300], y[:300], X[300:], y[300:]), OTPE_HYPER)
     assert res["float"] > 0.35 and res["fixed"] > 0.35

@@ -138,6 +138,32 @@ def test_learning_end_to_end_bit_exact(dev):
     assert dev.stats["recoveries"] == 0
 
 
+def test_otpe_rule_end_to_end_bit_exact(dev):
+    """configure(rule=1) through the link: approximate OTPE weights, counters and predictions
+    equal the golden model's; a device-side range check rejects rule 2."""
+    hyper = replace(HYPER, rule=1, g_shift=17)
+    weights = sample_weights(5)
+    dev.configure(hyper)
+    dev.load_weights(*weights)
+    dev.read_counters(clear=True)
+    gold = golden_core(weights, hyper)
+    X, y = rasters(8, steps=30, rate=0.15, seed=6)
+    preds = dev.run_epoch(X, y, learn=True)
+    assert list(preds) == [gold.run_sample(x, int(lab), True) for x, lab in zip(X, y)]
+    got = dev.dump_weights()
+    for name in ("w", "w_out"):
+        assert np.array_equal(got[name], getattr(gold, name)), name
+    counters = dev.read_counters()
+    assert {k: counters[k] for k in COUNTERS} == gold.counters.as_dict()
+    assert counters["weight_updates"] > 0
+    payload = bytearray(wire.pack_hyper(hyper))
+    payload[25] = 2                                          # rule > 1
+    with pytest.raises(ParamOutOfRange) as exc:
+        dev.send_configure_raw(bytes(payload))
+    assert exc.value.detail == 12
+    dev.configure(HYPER)
+
+
 def test_sample_shape_errors(dev):
     with pytest.raises(ShapeMismatch, match="n_in=20"):
         dev.run_sample(np.zeros((10, P.n_in + 1)), 0, False)
@@ -178,6 +204,9 @@ def test_cli(board, tmp_path, capsys):
     assert code == 0 and "resumed from" in out.out
     assert json.loads((run_dir / "history.json").read_text())["epoch"] == [1, 2]
     code, out = run_cli("--port", url, "--quiet", "eval", *common, "--hyper", hyper,
+                        "--weights", str(run_dir / "weights.npz"), capsys=capsys)
+    assert code == 0 and 0 <= json.loads(out.out)["accuracy"] <= 1
+    code, out = run_cli("--port", url, "--quiet", "eval", *common, "--rule", "otpe",
                         "--weights", str(run_dir / "weights.npz"), capsys=capsys)
     assert code == 0 and 0 <= json.loads(out.out)["accuracy"] <= 1
     code, _ = run_cli("--port", url, "weights", "load", str(dump), capsys=capsys)
