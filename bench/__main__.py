@@ -22,6 +22,7 @@ import numpy as np
 
 from golden.data import make_randman
 from golden.fixed import FixedCore, FixedHyper, FixedParams, init_weights
+from golden.quantize import OTPE_HYPER
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -46,7 +47,9 @@ def rtl_section(quick: bool) -> dict:
     """One Verilator build of the default core, every scenario checked against the golden model.
 
     Scenarios: the default registers (event vs dense), an activity sweep over ``b_th``, an
-    input-rate sweep, a sequence-length sweep and a train/test run for accuracy.
+    input-rate sweep, a sequence-length sweep and a train/test run for accuracy; then rule 1
+    (approximate OTPE, ``OTPE_HYPER``) on the input of the default scenario and the same
+    train/test run.
     """
     from hdl.bench_core import run_scenarios, summarize
 
@@ -68,6 +71,9 @@ def rtl_section(quick: bool) -> dict:
     scen += [scenario(data="bernoulli", rate=0.01, T=T, samples=1) for T in lengths]
     scen += [scenario(samples=n_train + n_test, w_scale=1.0, out_scale=1.0, seed=2,
                       learn=[True] * n_train + [False] * n_test)]
+    otpe = {"b_th": default_b_th, **{k: getattr(OTPE_HYPER, k) for k in (
+        "rule", "l_shift", "psi_shift", "g_shift", "go_shift")}}
+    scen += [dict(scen[0], hyper=otpe), dict(scen[-1], hyper=otpe)]
     log(f"RTL core: {len(scen)} scenarios in one Verilator build (each checked bit for bit)")
     first, *rest = scen
     results = iter(run_scenarios(p, first, rest, name="bench_rtl"))
@@ -109,6 +115,10 @@ def rtl_section(quick: bool) -> dict:
     accuracy = {"samples_train": n_train, "samples_test": event["infer_samples"],
                 "accuracy_rtl": event["infer_correct"] / max(event["infer_samples"], 1),
                 "bit_exact_with_golden": True}
+    event, dense = next(results)
+    core["lanes1_otpe"] = summarize(p, event, dense)
+    (event,) = next(results)
+    accuracy["accuracy_rtl_otpe"] = event["infer_correct"] / max(event["infer_samples"], 1)
 
     # accuracy against activity: the fixed-point model (the RTL is bit-identical to it)
     n_tr, n_te = (300, 200) if quick else (1500, 500)
@@ -239,6 +249,20 @@ def summarise(r: dict) -> dict:
                                   "fixed": acc["ottt"]["hardware"]["fixed"],
                                   "rtl_subset": r["rtl"]["accuracy"]["accuracy_rtl"],
                                   "rtl_subset_samples": r["rtl"]["accuracy"]["samples_test"]}
+    otpe = r["rtl"]["core"]["lanes1_otpe"]
+    s["otpe_vs_ottt"] = {
+        key: {"ottt": core[key], "otpe": otpe[key]}
+        for key in ("active_fraction", "cycles_per_sample", "sample_cycles_dense")}
+    s["otpe_vs_ottt"]["gradient_cycles_per_sample"] = {
+        name: c["phase_cycles_per_sample_event"]["cyc_gradient"]
+        for name, c in (("ottt", core), ("otpe", otpe))}
+    s["otpe_vs_ottt"]["gradient_cycles_per_sample_dense"] = {
+        name: c["phase_cycles_per_sample_dense"]["cyc_gradient"]
+        for name, c in (("ottt", core), ("otpe", otpe))}
+    hw = acc.get("otpe_approx", {}).get("hardware")   # absent in an older golden report
+    s["accuracy"]["chip_otpe"] = {"float": hw and hw["float"], "fixed": hw and hw["fixed"],
+                                  "rtl_subset": r["rtl"]["accuracy"]["accuracy_rtl_otpe"],
+                                  "rtl_subset_samples": r["rtl"]["accuracy"]["samples_test"]}
     s["cosine_to_bptt"] = r["golden_report"]["cosine_to_bptt"]
     return s
 
@@ -273,6 +297,19 @@ def markdown(s: dict) -> str:
     rows.append(("T-Randman accuracy, chip rule: float / fixed / RTL subset",
                  f"{chip['float']:.3f} / {chip['fixed']:.3f} / {chip['rtl_subset']:.3f} "
                  f"(n={chip['rtl_subset_samples']})"))
+    ov = s["otpe_vs_ottt"]
+    rows.append(("OTPE (rule 1) vs OTTT, same input: walked neurons (% of neuron-steps)",
+                 f"{100 * ov['active_fraction']['otpe']:.1f} % vs "
+                 f"{100 * ov['active_fraction']['ottt']:.1f} %"))
+    rows.append(("OTPE vs OTTT: gradient cycles per sample / cycles per sample",
+                 f"{ov['gradient_cycles_per_sample']['otpe']:.0f} vs "
+                 f"{ov['gradient_cycles_per_sample']['ottt']:.0f} / "
+                 f"{ov['cycles_per_sample']['otpe']:.0f} vs {ov['cycles_per_sample']['ottt']:.0f}"))
+    otpe = s["accuracy"]["chip_otpe"]
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    rows.append(("T-Randman accuracy, chip OTPE rule: float / fixed / RTL subset",
+                 f"{fmt(otpe['float'])} / {fmt(otpe['fixed'])} / {otpe['rtl_subset']:.3f} "
+                 f"(n={otpe['rtl_subset_samples']})"))
     lines = ["| measurement | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows]
     return "\n".join(lines) + "\n"
 

@@ -29,10 +29,12 @@ from .config import NetConfig
 from .fixed import RULE_OTPE, FixedHyper, FixedParams
 
 
-#: Rule 1 at a 16x lower learning rate (float 2**-10, all shifts + 4): the traces ``z`` are
-#: about ``1 / (1 - lam)`` = 20x ``a``, and at the OTTT rate 2**-6 both the float
-#: ``otpe_approx`` and the fixed-point model stay at chance on T-Randman.
-OTPE_HYPER = replace(FixedHyper(), rule=RULE_OTPE, g_shift=23, go_shift=17)
+#: Rule 1 at a 16x lower learning rate (float 2**-10): the traces ``z`` are about
+#: ``1 / (1 - lam)`` = 20x ``a``, and at the OTTT rate 2**-6 both the float ``otpe_approx``
+#: and the fixed-point model stay at chance on T-Randman. ``gbar`` is an average (often a few
+#: LSBs), so the modulator keeps all its bits (``psi_shift = 0``, ``g_shift`` + 8): with
+#: ``psi_shift = 4`` the truncated ``m_j`` cost the fixed-point model 6 points (1000 samples).
+OTPE_HYPER = replace(FixedHyper(), rule=RULE_OTPE, psi_shift=0, g_shift=27, go_shift=17)
 
 
 def learning_rates(p: FixedParams, h: FixedHyper) -> tuple[float, float]:
