@@ -25,7 +25,7 @@ the event-driven mode input events are accumulated as their EVENT tokens arrive.
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import memory, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.utils import ceil_log2
 
 from golden.fixed import FixedParams
@@ -68,7 +68,7 @@ class _Port:
     def __init__(self, port, name):
         self.addr = Signal.like(port.addr, name=f"{name}_addr")
         self.data = Signal.like(port.data, name=f"{name}_data")
-        self.en = Signal.like(port.en, name=f"{name}_en")
+        self.en = Signal(len(port.en), name=f"{name}_en")
 
 
 class LearningCore(wiring.Component):
@@ -94,10 +94,12 @@ class LearningCore(wiring.Component):
     reseed : Signal(1), in
         Reload every generator from ``hyper.seed``.
     counters : counters_layout, out
-        Golden counters and per-phase cycle counters (32 bit, saturating).
+        Golden counters and per-phase cycle counters (32 bit, saturating), updated one
+        cycle after the event they count.
     clear_counters : Signal(1), in
     busy : Signal(1), out
-        A step, sample operation or memory command is in progress.
+        A step, sample operation or memory command is in progress, or a counter update is
+        pending (one cycle after either).
 
     Raises
     ------
@@ -120,20 +122,33 @@ class LearningCore(wiring.Component):
         c_tr = -(-(p.n_in + p.n_hid) // n)
 
         # -- memories -------------------------------------------------------------------
-        def mem(name, shape, depth, granularity=None):
-            m.submodules[name] = mm = memory.Memory(shape=shape, depth=depth, init=[])
-            return mm.read_port(), mm.write_port(granularity=granularity)
+        def mem(name, shape, depth, granularity=None, rw_free=False):
+            """Read and write port of a new memory. ``rw_free``: no word is read in the cycle
+            it is written (or that read data is unused); the read port is then an asynchronous
+            read and a data register (same timing), which lets synthesis (``no_rw_check``)
+            skip the read-during-write emulation logic after a block RAM."""
+            m.submodules[name] = mm = memory.Memory(
+                shape=shape, depth=depth, init=[], attrs={"no_rw_check": 1} if rw_free else None)
+            wr = mm.write_port(granularity=granularity)
+            if not rw_free:
+                return mm.read_port(), wr
+            comb = mm.read_port(domain="comb")
+            rd = _Port(comb, f"{name}_rd")
+            m.d.comb += comb.addr.eq(rd.addr)
+            with m.If(rd.en):
+                m.d.sync += rd.data.eq(comb.data)
+            return rd, wr
 
-        w_ports = [mem(f"w{b}", signed(p.w_bits), p.n_pre * G) for b in range(n)]
-        wout_rd, wout_wr = mem("w_out", wout_word(p), p.n_hid, granularity=1)
-        b_rd, b_wr = mem("b", wout_word(p), p.n_hid, granularity=1)
-        v_rd, v_wr = mem("v", v_word(p), G)
-        i_rd, i_wr = mem("i", acc_word(p), G)
-        s_rd, s_wr = mem("s", unsigned(n), G)
-        psi_rd, psi_wr = mem("psi", psi_word(p), G)
+        w_ports = [mem(f"w{b}", signed(p.w_bits), p.n_pre * G, rw_free=True) for b in range(n)]
+        wout_rd, wout_wr = mem("w_out", wout_word(p), p.n_hid, granularity=1, rw_free=True)
+        b_rd, b_wr = mem("b", wout_word(p), p.n_hid, granularity=1, rw_free=True)
+        v_rd, v_wr = mem("v", v_word(p), G, rw_free=True)
+        i_rd, i_wr = mem("i", acc_word(p), G, rw_free=True)
+        s_rd, s_wr = mem("s", unsigned(n), G, rw_free=True)
+        psi_rd, psi_wr = mem("psi", psi_word(p), G, rw_free=True)
         tr_rd, tr_wr = mem("trace", trace_word(p, n), c_tr, granularity=1)
-        spk_rd, spk_wr = mem("spikes", group_entry(p, unsigned(n)), G)
-        act_rd, act_wr = mem("actives", group_entry(p, psi_word(p)), G)
+        spk_rd, spk_wr = mem("spikes", group_entry(p, unsigned(n)), G, rw_free=True)
+        act_rd, act_wr = mem("actives", group_entry(p, psi_word(p)), G, rw_free=True)
         if p.otpe:
             gsum_rd, gsum_wr = mem("gsum", gsum_word(p), G)
             z_rd, z_wr = mem("z", z_word(p, n), c_tr, granularity=1)
@@ -196,6 +211,7 @@ class LearningCore(wiring.Component):
         best = Signal(signed(p.score_bits))
         best_k = Signal(label_shape(p))
         rd_fire = Signal()  # readout: a W_out column read last cycle
+        settled = Signal()  # idle with no counter update pending (``busy`` low)
 
         inc = {name: Signal(COUNTER_BITS, name=f"inc_{name}") for name in ALL_COUNTERS}
         m.d.comb += [inc["syn_ops"].eq(Mux(acc.row_added, p.n_hid, 0)),
@@ -214,8 +230,8 @@ class LearningCore(wiring.Component):
                 m.d.comb += neuron.start.eq(1)
                 m.next = "NEURON"
 
-        # a STEP token waits for the accumulator (and the normalizer, which it starts)
-        step_ok = ~acc.busy & ~norm.busy if p.otpe else ~acc.busy
+        # a STEP token waits until the core has settled (and for the normalizer, which it starts)
+        step_ok = settled & ~norm.busy if p.otpe else settled
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -245,8 +261,8 @@ class LearningCore(wiring.Component):
                                 with m.Else():
                                     start_step_tail()
                         with m.Case(TokenKind.START):
-                            m.d.comb += self.tokens.ready.eq(~acc.busy)
-                            with m.If(~acc.busy):
+                            m.d.comb += self.tokens.ready.eq(settled)
+                            with m.If(settled):
                                 m.d.sync += [label.eq(idx), learn.eq(tok.learn), bitmap.eq(0),
                                              count.eq(0)]
                                 m.d.comb += [readout.clear.eq(1), neuron.clear.eq(1)]
@@ -254,11 +270,11 @@ class LearningCore(wiring.Component):
                                     m.d.comb += norm.clear.eq(1)
                                 m.next = "CLEAR"
                         with m.Case(TokenKind.END):
-                            m.d.comb += self.tokens.ready.eq(~acc.busy)
-                            with m.If(~acc.busy):
+                            m.d.comb += self.tokens.ready.eq(settled)
+                            with m.If(settled):
                                 m.d.sync += count.eq(0)
                                 m.next = "ARGMAX"
-                with m.Elif(self.mem_cmd.valid & ~acc.busy):
+                with m.Elif(self.mem_cmd.valid & settled):
                     m.d.comb += self.mem_cmd.ready.eq(1)
                     m.d.sync += cmd.eq(self.mem_cmd.payload)
                     with m.If(self.mem_cmd.payload.write):
@@ -336,12 +352,11 @@ class LearningCore(wiring.Component):
                 with m.If(count == max(G, c_tr) - 1):
                     m.next = "IDLE"
             with m.State("ARGMAX"):
-                score = readout.score[count]
-                with m.If((count == 0) | (score > best)):
-                    m.d.sync += [best.eq(score), best_k.eq(count)]
                 m.d.sync += count.eq(count + 1)
                 with m.If(count == p.n_out - 1):
-                    m.next = "RESULT"
+                    m.next = "ARGMAX_LAST"
+            with m.State("ARGMAX_LAST"):  # the last score is compared
+                m.next = "RESULT"
             with m.State("RESULT"):
                 m.d.comb += [self.result.valid.eq(1),
                              self.result.payload.prediction.eq(best_k)]
@@ -351,34 +366,14 @@ class LearningCore(wiring.Component):
 
             with m.State("MEM_WRITE"):
                 m.next = "IDLE"
+            # host read-back pipeline (below): read, word registers, element registers, rsp
             with m.State("MEM_READ"):
                 m.next = "MEM_WAIT"
             with m.State("MEM_WAIT"):
-                value = Signal(signed(32))
-                with m.Switch(cmd.mem):
-                    with m.Case(Memory.W):
-                        with m.Switch(host_bank):
-                            for b in range(n):
-                                with m.Case(b):
-                                    m.d.comb += value.eq(w_ports[b][0].data)
-                        with m.If(~host_w_ok):
-                            m.d.comb += value.eq(0)
-                    with m.Case(Memory.W_OUT):
-                        with m.If(host_cols_ok):
-                            m.d.comb += value.eq(wout_rd.data[row])
-                    with m.Case(Memory.B):
-                        with m.If(host_rows_ok):
-                            m.d.comb += value.eq(b_rd.data[col])
-                    with m.Case(Memory.V):
-                        with m.If(host_v_ok):
-                            m.d.comb += value.eq(v_rd.data[col[:lb]] if n > 1 else v_rd.data[0])
-                    with m.Case(Memory.SCORE):
-                        with m.If(host_k_ok):
-                            m.d.comb += value.eq(readout.score[col])
-                    with m.Case(Memory.Y):
-                        with m.If(host_k_ok):
-                            m.d.comb += value.eq(readout.y[col])
-                m.d.sync += rsp.eq(value)
+                m.next = "MEM_ELEM"
+            with m.State("MEM_ELEM"):
+                m.next = "MEM_SELECT"
+            with m.State("MEM_SELECT"):
                 m.next = "MEM_RESP"
             with m.State("MEM_RESP"):
                 m.d.comb += [self.mem_rsp.valid.eq(1), self.mem_rsp.payload.eq(rsp)]
@@ -386,6 +381,35 @@ class LearningCore(wiring.Component):
                     m.next = "IDLE"
 
         st = fsm.ongoing
+
+        # -- argmax: score k registered, then compared with the best so far ------------------
+        arg_valid, arg_k = Signal(), Signal(label_shape(p))
+        arg_score = Signal(signed(p.score_bits))
+        m.d.sync += [arg_valid.eq(st("ARGMAX")), arg_k.eq(count),
+                     arg_score.eq(readout.score[count])]
+        with m.If(arg_valid & ((arg_k == 0) | (arg_score > best))):
+            m.d.sync += [best.eq(arg_score), best_k.eq(arg_k)]
+
+        # -- host read-back: the words read (MEM_WAIT), one element per memory (MEM_ELEM), then
+        # the memory selected into rsp (MEM_SELECT); no more than a few LUT levels per cycle
+        word_w = Signal(data.ArrayLayout(signed(p.w_bits), n))
+        word_wout, word_b, word_v = Signal(wout_word(p)), Signal(wout_word(p)), Signal(v_word(p))
+        m.d.sync += [word_wout.eq(wout_rd.data), word_b.eq(b_rd.data), word_v.eq(v_rd.data)]
+        m.d.sync += [word_w[b].eq(w_ports[b][0].data) for b in range(n)]
+        elem = {mem: Signal(signed(32), name=f"elem_{mem.name.lower()}") for mem in Memory}
+        m.d.sync += [
+            elem[Memory.W].eq(Mux(host_w_ok, word_w[host_bank], 0)),
+            elem[Memory.W_OUT].eq(Mux(host_cols_ok, word_wout[row], 0)),
+            elem[Memory.B].eq(Mux(host_rows_ok, word_b[col], 0)),
+            elem[Memory.V].eq(Mux(host_v_ok, word_v[col[:lb]] if n > 1 else word_v[0], 0)),
+            elem[Memory.SCORE].eq(Mux(host_k_ok, readout.score[col], 0)),
+            elem[Memory.Y].eq(Mux(host_k_ok, readout.y[col], 0)),
+        ]
+        with m.If(st("MEM_SELECT")):
+            with m.Switch(cmd.mem):
+                for mem in Memory:
+                    with m.Case(mem):
+                        m.d.sync += rsp.eq(elem[mem])
         in_mem = st("MEM_READ") | st("MEM_WAIT") | st("MEM_WRITE")
         in_acc = st("ACC_DENSE") | st("ACC_REC") | st("ACC_DRAIN")
         in_readout = (st("READOUT_DECAY") | st("READOUT_ADD") | st("READOUT_TAIL")
@@ -394,8 +418,11 @@ class LearningCore(wiring.Component):
         m.d.comb += spk_walk.dense.eq(h.dense & ~in_readout)
 
         # -- readout: one W_out column per spike ------------------------------------------
-        m.d.sync += rd_fire.eq(st("READOUT_ADD") & spk_walk.o.valid)
-        m.d.comb += [readout.add_valid.eq(rd_fire), readout.add_word.eq(wout_rd.data)]
+        # (the column registered before the adders: it is added two cycles after the read)
+        add_valid, add_word = Signal(), Signal(wout_word(p))
+        m.d.sync += [rd_fire.eq(st("READOUT_ADD") & spk_walk.o.valid),
+                     add_valid.eq(rd_fire), add_word.eq(wout_rd.data)]
+        m.d.comb += [readout.add_valid.eq(add_valid), readout.add_word.eq(add_word)]
 
         # -- host and clear-pass port stand-ins --------------------------------------------
         host_w_rd = [_Port(w_ports[b][0], f"host_w{b}_rd") for b in range(n)]
@@ -489,10 +516,14 @@ class LearningCore(wiring.Component):
         _drive_read(m, b_rd, [(st_grad, fb_b), (Const(1), host_b)])
         _drive_write(m, b_wr, [(Const(1), host_b_wr)])
 
-        # -- counters ---------------------------------------------------------------------
-        busy = Signal()
+        # -- counters: the increments are registered and added one cycle later; ``busy``
+        # stays up for that cycle (every counter moves only while busy, except input_events:
+        # a new EVENT taken while idle). Tokens other than EVENT and memory commands are
+        # taken only when ``busy`` is low.
+        busy, pending = Signal(), Signal()
         m.d.comb += busy.eq(~st("IDLE") | acc.busy)
-        m.d.comb += self.busy.eq(busy)
+        m.d.sync += pending.eq(busy | (inc["input_events"] != 0))
+        m.d.comb += [self.busy.eq(busy | pending), settled.eq(~self.busy)]
         m.d.comb += [
             inc["cyc_accumulate"].eq(in_acc | (st("IDLE") & acc.busy)),
             inc["cyc_neuron"].eq(st_neuron | (st("NORM_WAIT") if p.otpe else 0)),
@@ -504,10 +535,12 @@ class LearningCore(wiring.Component):
         top = (1 << COUNTER_BITS) - 1
         for name in ALL_COUNTERS:
             cur = getattr(self.counters, name)
+            step = Signal(COUNTER_BITS, name=f"step_{name}")
             total = Signal(COUNTER_BITS + 1, name=f"next_{name}")
-            m.d.comb += total.eq(cur + inc[name])
+            m.d.comb += total.eq(cur + step)
             with m.If(self.clear_counters):
-                m.d.sync += cur.eq(0)
+                m.d.sync += [cur.eq(0), step.eq(0)]
             with m.Else():
-                m.d.sync += cur.eq(Mux(total[COUNTER_BITS], top, total[:COUNTER_BITS]))
+                m.d.sync += [cur.eq(Mux(total[COUNTER_BITS], top, total[:COUNTER_BITS])),
+                             step.eq(inc[name])]
         return m

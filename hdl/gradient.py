@@ -2,8 +2,8 @@
 
 * :class:`LearningSignal`: ``L_j = sat_l((B_j . err) >> l_shift)`` with one multiplier
   (``n_out`` cycles), then ``m_j = sat_l((L_j * psi_j) >> psi_shift)``.
-* :class:`SynapseLanes`: ``W[j,i] = sat_w(W[j,i] - ((m_j * a_i + r) >> g_shift))`` for
-  ``lanes`` synapses per cycle, pipelined.
+* ``W[j,i] = sat_w(W[j,i] - ((m_j * a_i + r) >> g_shift))`` for ``lanes`` synapses per
+  cycle: :class:`hdl.update.StochasticUpdateLanes`.
 * :class:`GradientWalk`: per neuron from the active walker, fetch its feedback row, compute
   ``m_j`` and walk its fan-in ``lanes`` synapses per cycle over the skewed weight banks. Each
   weight is updated at most once per step, so the read-modify-write pipeline has no hazards.
@@ -15,14 +15,15 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from golden.fixed import FixedParams
-from .arith import bits_for, low_mask, sat
+from .arith import bits_for, sat
 from .interface import hyper_layout
 from .lif import w_addr_width
 from .readout import wout_word, y_word
 from .rng import Xorshift32
 from .trace import grad_trace_word
+from .update import StochasticUpdateLanes
 
-__all__ = ["LearningSignal", "SynapseLanes", "GradientWalk"]
+__all__ = ["LearningSignal", "GradientWalk"]
 
 
 class LearningSignal(wiring.Component):
@@ -33,7 +34,7 @@ class LearningSignal(wiring.Component):
     i : stream, in
         ``fb`` (feedback row ``B_j``: ``W_out[:, j]`` or ``B[j, :]``) and ``psi``.
     o : stream (always ready), out
-        ``m`` (the modulator), one cycle, ``n_out + LATENCY_EXTRA`` cycles after ``i``.
+        ``m`` (the modulator), one cycle, ``n_out + 8`` cycles after ``i``.
     err : y_word, in
     hyper : hyper_layout, in
         Uses ``l_shift`` and ``psi_shift``.
@@ -79,73 +80,19 @@ class LearningSignal(wiring.Component):
         with m.If(vb):
             m.d.sync += acc.eq(Mux(first_b, 0, acc) + prod)
         m.d.sync += vc.eq(last_b)
-        # learning signal, modulator
+        # learning signal, modulator: shift, saturate, multiply, shift, saturate
+        acc_sh = Signal.like(acc)
         lsig = Signal(signed(p.l_bits))
-        vd, ve = Signal(), Signal()
         prod2 = Signal(signed(p.l_bits + p.psi_bits + 1))
-        m.d.sync += [vd.eq(vc), lsig.eq(sat(acc >> h.l_shift, p.l_bits))]
-        m.d.sync += [ve.eq(vd), prod2.eq(lsig * psi)]
-        m.d.sync += [self.o.valid.eq(ve), self.o.payload.m.eq(sat(prod2 >> h.psi_shift, p.l_bits))]
-        with m.If(ve):
+        prod2_sh = Signal.like(prod2)
+        vd, ve, vf, vg = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [vd.eq(vc), acc_sh.eq(acc >> h.l_shift)]
+        m.d.sync += [ve.eq(vd), lsig.eq(sat(acc_sh, p.l_bits))]
+        m.d.sync += [vf.eq(ve), prod2.eq(lsig * psi)]
+        m.d.sync += [vg.eq(vf), prod2_sh.eq(prod2 >> h.psi_shift)]
+        m.d.sync += [self.o.valid.eq(vg), self.o.payload.m.eq(sat(prod2_sh, p.l_bits))]
+        with m.If(vg):
             m.d.sync += running.eq(0)
-        return m
-
-
-class SynapseLanes(wiring.Component):
-    """Pipelined hidden weight update of ``lanes`` synapses (latency ``LATENCY``).
-
-    Interface attributes
-    --------------------
-    i : stream (always ready), in
-        ``w`` (weights), ``a`` (traces ``a`` or ``z``), ``r`` (generator outputs, masked to
-        ``g_shift`` bits here), ``m`` (modulator), ``tag``.
-    o : stream (always ready), out
-        ``w`` (updated weights), ``tag``.
-    hyper : hyper_layout, in
-        Uses ``g_shift``.
-    """
-
-    LATENCY = 4
-
-    def __init__(self, p: FixedParams, lanes: int, tag_shape=unsigned(1)):
-        self.p, self.lanes, self.tag_shape = p, lanes, tag_shape
-        wl = data.ArrayLayout(signed(p.w_bits), lanes)
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "w": wl, "a": grad_trace_word(p, lanes),
-                "r": data.ArrayLayout(unsigned(32), lanes),
-                "m": signed(p.l_bits), "tag": tag_shape}), always_ready=True)),
-            "o": Out(stream.Signature(data.StructLayout({"w": wl, "tag": tag_shape}),
-                                      always_ready=True)),
-            "hyper": In(hyper_layout(p)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        p, n = self.p, self.lanes
-        sh = self.hyper.g_shift
-        pw = p.l_bits + p.grad_tr_bits + 1
-        tw = max(pw, 33) + 1
-        valid = [Signal(name=f"valid{s}") for s in range(3)]
-        tag = [Signal(self.tag_shape, name=f"tag{s}") for s in range(3)]
-        m.d.sync += [valid[0].eq(self.i.valid), tag[0].eq(self.i.payload.tag)]
-        for s in range(1, 3):
-            m.d.sync += [valid[s].eq(valid[s - 1]), tag[s].eq(tag[s - 1])]
-        mask = low_mask(sh, 32)
-        for l in range(n):
-            prod = Signal(signed(pw), name=f"prod{l}")
-            r1 = Signal(unsigned(32), name=f"r{l}")
-            t2 = Signal(signed(tw), name=f"t{l}")
-            d3 = Signal(signed(tw), name=f"d{l}")
-            w = [Signal(signed(p.w_bits), name=f"w{s}_{l}") for s in range(3)]
-            m.d.sync += [
-                prod.eq(self.i.payload.m * self.i.payload.a[l]),
-                r1.eq(self.i.payload.r[l] & mask), w[0].eq(self.i.payload.w[l]),
-                t2.eq(prod + r1), w[1].eq(w[0]),
-                d3.eq(t2 >> sh), w[2].eq(w[1]),
-                self.o.payload.w[l].eq(sat(w[2] - d3, p.w_bits)),
-            ]
-        m.d.sync += [self.o.valid.eq(valid[2]), self.o.payload.tag.eq(tag[2])]
         return m
 
 
@@ -202,8 +149,10 @@ class GradientWalk(wiring.Component):
         tag = data.StructLayout({"addr": data.ArrayLayout(unsigned(aw), n),
                                  "en": unsigned(n), "rot": unsigned(max(lb, 1))})
         m.submodules.signal = lsig = LearningSignal(p)
-        m.submodules.synapses = syn = SynapseLanes(p, n, tag_shape=tag)
-        m.d.comb += [lsig.hyper.eq(self.hyper), lsig.err.eq(self.err), syn.hyper.eq(self.hyper)]
+        m.submodules.synapses = syn = StochasticUpdateLanes(
+            p, n, x_shape=signed(p.l_bits), a_shape=unsigned(p.grad_tr_bits), tag_shape=tag)
+        m.d.comb += [lsig.hyper.eq(self.hyper), lsig.err.eq(self.err),
+                     syn.shift.eq(self.hyper.g_shift)]
         rngs = []
         for l in range(n):
             rng = Xorshift32(lane=l)
@@ -229,7 +178,7 @@ class GradientWalk(wiring.Component):
         last = walking & (c == self.c_pre - 1)
         load = buf_valid & (~walking | last)
         buf_write = Signal()
-        drain_cycles = SynapseLanes.LATENCY + 3
+        drain_cycles = StochasticUpdateLanes.LATENCY + 4
         drain = Signal(range(drain_cycles + 1))
 
         m.d.comb += [self.fb_rd.addr.eq(self.neurons.payload.j), self.fb_rd.en.eq(1)]
@@ -287,21 +236,26 @@ class GradientWalk(wiring.Component):
                         m.d.comb += self.w_rd[b].addr.eq(lane_addr[(b - r) % n])
         m.d.comb += [self.tr_rd.addr.eq(c), self.tr_rd.en.eq(1)]
 
-        # t+1: memory data -> registered datapath inputs
-        v1 = Signal()
-        t1 = Signal(tag)
-        r1 = Signal(data.ArrayLayout(unsigned(32), n))
-        m1 = Signal(signed(p.l_bits))
+        # t+1: memory data registered as it is; t+2: weights rotated from banks to lanes
+        v1, v2 = Signal(), Signal()
+        t1, t2 = Signal(tag), Signal(tag)
+        r1, r2 = Signal(data.ArrayLayout(unsigned(32), n)), Signal(data.ArrayLayout(unsigned(32), n))
+        m1, m2 = Signal(signed(p.l_bits)), Signal(signed(p.l_bits))
+        a2 = Signal(grad_trace_word(p, n))
+        bank2 = [Signal(signed(p.w_bits), name=f"bank2_{b}") for b in range(n)]
         m.d.sync += [v1.eq(walking), t1.rot.eq(rot), t1.en.eq(lane_en), m1.eq(mod)]
         for l in range(n):
             m.d.sync += [t1.addr[l].eq(lane_addr[l]), r1[l].eq(rngs[l].value)]
-        m.d.sync += [syn.i.valid.eq(v1), syn.i.payload.tag.eq(t1), syn.i.payload.r.eq(r1),
-                     syn.i.payload.m.eq(m1), syn.i.payload.a.eq(self.tr_rd.data)]
+        m.d.sync += [v2.eq(v1), t2.eq(t1), r2.eq(r1), m2.eq(m1), a2.eq(self.tr_rd.data)]
+        m.d.sync += [bank2[b].eq(self.w_rd[b].data) for b in range(n)]
+        m.d.sync += [syn.i.valid.eq(v2), syn.i.payload.tag.eq(t2), syn.i.payload.r.eq(r2),
+                     syn.i.payload.a.eq(a2)]
+        m.d.sync += [syn.i.payload.x[l].eq(m2) for l in range(n)]
         for l in range(n):
-            with m.Switch(t1.rot):
+            with m.Switch(t2.rot):
                 for r in range(n):
                     with m.Case(r):
-                        m.d.sync += syn.i.payload.w[l].eq(self.w_rd[(l + r) % n].data)
+                        m.d.sync += syn.i.payload.w[l].eq(bank2[(l + r) % n])
 
         # write back
         out = syn.o.payload

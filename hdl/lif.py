@@ -141,14 +141,14 @@ class SynapticAccumulator(wiring.Component):
         ``row`` (presynaptic source ``i``) and ``add`` (0: walk the row without adding, as
         the dense schedule does for sources that did not spike).
     busy : Signal(1), out
-        A row is being walked or the pipeline is draining.
+        A row is waiting or being walked, or the pipeline is draining.
     row_added : Signal(1), out
         Pulses when a row with ``add`` is accepted (counts ``n_hid`` synaptic operations).
     w_rd : ``lanes`` read ports of the weight banks (same address for every bank).
     i_rd, i_wr : accumulator memory ports.
     """
 
-    HAZARD = 4  # read at t, write at t + 3: the next read of the same word at t + 4
+    HAZARD = 4  # I read at t + 1, written at t + 4: the next read of that word at t + 5
 
     def __init__(self, p: FixedParams):
         self.p = p
@@ -171,54 +171,69 @@ class SynapticAccumulator(wiring.Component):
         slots = max(G, self.HAZARD)
         lane_bits = ceil_log2(n)
 
+        # a row is taken into a one-entry buffer, then walked (the next row can wait in the
+        # buffer meanwhile)
+        buf_valid, buf_add = Signal(), Signal()
+        buf_row = Signal.like(self.rows.payload.row)
         walking = Signal()
         slot = Signal(range(slots))
         addr = Signal(w_addr_width(p))
         rot = Signal(max(1, lane_bits))
         add = Signal()
         last = slot == slots - 1
+        load = buf_valid & (~walking | last)
 
-        m.d.comb += self.rows.ready.eq(~walking | last)
+        m.d.comb += self.rows.ready.eq(~buf_valid | load)
+        with m.If(self.rows.valid & self.rows.ready):
+            m.d.sync += [buf_valid.eq(1), buf_row.eq(self.rows.payload.row),
+                         buf_add.eq(self.rows.payload.add)]
+            m.d.comb += self.row_added.eq(self.rows.payload.add)
+        with m.Elif(load):
+            m.d.sync += buf_valid.eq(0)
         with m.If(walking):
             m.d.sync += [slot.eq(slot + 1), addr.eq(addr + 1)]
             with m.If(last):
                 m.d.sync += walking.eq(0)
-        with m.If(self.rows.valid & self.rows.ready):
-            row = self.rows.payload.row
-            m.d.sync += [walking.eq(1), slot.eq(0), addr.eq(row * G),
-                         rot.eq(row[:lane_bits] if n > 1 else 0), add.eq(self.rows.payload.add)]
-            m.d.comb += self.row_added.eq(self.rows.payload.add)
+        with m.If(load):
+            m.d.sync += [walking.eq(1), slot.eq(0), addr.eq(buf_row * G),
+                         rot.eq(buf_row[:lane_bits] if n > 1 else 0), add.eq(buf_add)]
 
         issue = walking & (slot < G)
         for b in range(n):
             m.d.comb += [self.w_rd[b].addr.eq(addr), self.w_rd[b].en.eq(1)]
-        m.d.comb += [self.i_rd.addr.eq(slot), self.i_rd.en.eq(1)]
 
-        # t+1: memory outputs registered (weights rotated from banks to lanes)
+        # t+1: bank outputs registered as they are; the accumulator word read
         v1, g1 = Signal(), Signal(range(max(G, 2)))
         rot1, add1 = Signal.like(rot), Signal()
         m.d.sync += [v1.eq(issue), g1.eq(slot), rot1.eq(rot), add1.eq(add)]
-        w2 = [Signal(signed(p.w_bits), name=f"w2_{l}") for l in range(n)]
-        i2 = Signal(acc_word(p))
+        m.d.comb += [self.i_rd.addr.eq(g1), self.i_rd.en.eq(1)]
+        bank2 = [Signal(signed(p.w_bits), name=f"bank2_{b}") for b in range(n)]
         v2, g2 = Signal(), Signal.like(g1)
-        m.d.sync += [v2.eq(v1), g2.eq(g1), i2.eq(self.i_rd.data)]
+        rot2, add2 = Signal.like(rot), Signal()
+        m.d.sync += [v2.eq(v1), g2.eq(g1), rot2.eq(rot1), add2.eq(add1)]
+        m.d.sync += [bank2[b].eq(self.w_rd[b].data) for b in range(n)]
+        # t+2: weights rotated from banks to lanes; accumulator word registered
+        w3 = [Signal(signed(p.w_bits), name=f"w3_{l}") for l in range(n)]
+        i3 = Signal(acc_word(p))
+        v3, g3 = Signal(), Signal.like(g1)
+        m.d.sync += [v3.eq(v2), g3.eq(g2), i3.eq(self.i_rd.data)]
         for lane in range(n):
             # neuron j = g*n + lane lives in bank (row + lane) mod n
             sel = Signal(signed(p.w_bits), name=f"wsel{lane}")
-            with m.Switch(rot1):
+            with m.Switch(rot2):
                 for r in range(n):
                     with m.Case(r):
-                        m.d.comb += sel.eq(self.w_rd[(r + lane) % n].data)
-            m.d.sync += w2[lane].eq(Mux(add1, sel, 0))
-        # t+2: add
-        v3, g3 = Signal(), Signal.like(g1)
-        s3 = Signal(acc_word(p))
-        m.d.sync += [v3.eq(v2), g3.eq(g2)]
+                        m.d.comb += sel.eq(bank2[(r + lane) % n])
+            m.d.sync += w3[lane].eq(Mux(add2, sel, 0))
+        # t+3: add
+        v4, g4 = Signal(), Signal.like(g1)
+        s4 = Signal(acc_word(p))
+        m.d.sync += [v4.eq(v3), g4.eq(g3)]
         for lane in range(n):
-            m.d.sync += s3[lane].eq(i2[lane] + w2[lane])
-        # t+3: write back
-        m.d.comb += [self.i_wr.addr.eq(g3), self.i_wr.data.eq(s3), self.i_wr.en.eq(v3)]
-        m.d.comb += self.busy.eq(walking | v1 | v2 | v3)
+            m.d.sync += s4[lane].eq(i3[lane] + w3[lane])
+        # t+4: write back
+        m.d.comb += [self.i_wr.addr.eq(g4), self.i_wr.data.eq(s4), self.i_wr.en.eq(v4)]
+        m.d.comb += self.busy.eq(buf_valid | walking | v1 | v2 | v3 | v4)
         return m
 
 

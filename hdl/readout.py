@@ -3,25 +3,26 @@
 * :class:`Readout` keeps ``y``, ``score`` and ``err``: per step it decays ``y`` (one class per
   cycle, one multiplier), adds one ``W_out`` column per hidden spike (all classes in
   parallel), then saturates ``y`` and updates ``score`` and the error.
-* :class:`ReadoutUpdateLanes` is the pipelined update of one ``W_out`` column (all classes
-  in parallel) with stochastic rounding.
+* The update of one ``W_out`` column (all classes in parallel) with stochastic rounding is
+  :class:`hdl.update.StochasticUpdateLanes`.
 * :class:`ReadoutUpdatePhase` walks every hidden neuron once per learning step: hidden trace
   update (step 7) followed by the update of its ``W_out`` column (step 8).
 """
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from golden.fixed import FixedParams
-from .arith import bits_for, low_mask, sat
+from .arith import bits_for, sat
 from .interface import hyper_layout
 from .otpe import ZTraceLanes, z_word
 from .rng import Xorshift32
 from .trace import TraceLanes, trace_word
+from .update import StochasticUpdateLanes
 
-__all__ = ["wout_word", "y_word", "Readout", "ReadoutUpdateLanes", "ReadoutUpdatePhase"]
+__all__ = ["wout_word", "y_word", "Readout", "ReadoutUpdatePhase"]
 
 
 def wout_word(p: FixedParams) -> data.ArrayLayout:
@@ -119,70 +120,6 @@ class Readout(wiring.Component):
         return m
 
 
-class ReadoutUpdateLanes(wiring.Component):
-    """``W_out[k, j] = sat_w(W_out[k, j] - ((err_k * a_j + r_k) >> go_shift))`` for all ``k``.
-
-    ``r_k`` is masked to its low ``go_shift`` bits here. Latency ``LATENCY``.
-
-    Interface attributes
-    --------------------
-    i : stream (always ready), in
-        ``w`` (the column), ``a`` (hidden trace ``a_hid[j]`` after step 7), ``r`` (generator
-        outputs), ``tag``.
-    o : stream (always ready), out
-        ``w``, ``tag``.
-    err : y_word, in
-    hyper : hyper_layout, in
-        Uses ``go_shift``.
-    """
-
-    LATENCY = 4
-
-    def __init__(self, p: FixedParams, tag_shape=unsigned(1)):
-        self.p, self.tag_shape = p, tag_shape
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "w": wout_word(p), "a": unsigned(p.tr_bits),
-                "r": data.ArrayLayout(unsigned(32), p.n_out), "tag": tag_shape}),
-                always_ready=True)),
-            "o": Out(stream.Signature(data.StructLayout({
-                "w": wout_word(p), "tag": tag_shape}), always_ready=True)),
-            "err": In(y_word(p)),
-            "hyper": In(hyper_layout(p)),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        p, K = self.p, self.p.n_out
-        sh = self.hyper.go_shift
-        pw = p.y_bits + p.tr_bits + 1
-        tw = max(pw, 33) + 1
-
-        valid = [Signal(name=f"valid{s}") for s in range(3)]
-        tag = [Signal(self.tag_shape, name=f"tag{s}") for s in range(3)]
-        m.d.sync += [valid[0].eq(self.i.valid), tag[0].eq(self.i.payload.tag)]
-        for s in range(1, 3):
-            m.d.sync += [valid[s].eq(valid[s - 1]), tag[s].eq(tag[s - 1])]
-
-        mask = low_mask(sh, 32)
-        w = [[Signal(signed(p.w_bits), name=f"w{s}_{k}") for k in range(K)] for s in range(3)]
-        prod = [Signal(signed(pw), name=f"prod{k}") for k in range(K)]
-        r1 = [Signal(unsigned(32), name=f"r{k}") for k in range(K)]
-        t2 = [Signal(signed(tw), name=f"t{k}") for k in range(K)]
-        d3 = [Signal(signed(tw), name=f"d{k}") for k in range(K)]
-        for k in range(K):
-            m.d.sync += [
-                prod[k].eq(self.err[k] * self.i.payload.a),
-                r1[k].eq(self.i.payload.r[k] & mask),
-                w[0][k].eq(self.i.payload.w[k]),
-                t2[k].eq(prod[k] + r1[k]), w[1][k].eq(w[0][k]),
-                d3[k].eq(t2[k] >> sh), w[2][k].eq(w[1][k]),
-                self.o.payload.w[k].eq(sat(w[2][k] - d3[k], p.w_bits)),
-            ]
-        m.d.sync += [self.o.valid.eq(valid[2]), self.o.payload.tag.eq(tag[2])]
-        return m
-
-
 class ReadoutUpdatePhase(wiring.Component):
     """Steps 7 and 8 for every hidden neuron ``j`` ascending, one neuron per cycle.
 
@@ -242,10 +179,10 @@ class ReadoutUpdatePhase(wiring.Component):
                                   "w": wout_word(p),
                                   **({"z": unsigned(p.z_bits)} if p.otpe else {})})
         m.submodules.trace = trace = TraceLanes(p, 1, tag_shape=tag1)
-        m.submodules.update = update = ReadoutUpdateLanes(
-            p, tag_shape=unsigned(bits_for(p.n_hid)))
-        m.d.comb += [trace.hyper.eq(self.hyper), update.hyper.eq(self.hyper),
-                     update.err.eq(self.err)]
+        m.submodules.update = update = StochasticUpdateLanes(
+            p, p.n_out, x_shape=signed(p.y_bits), a_shape=unsigned(p.tr_bits),
+            tag_shape=unsigned(bits_for(p.n_hid)))
+        m.d.comb += [trace.hyper.eq(self.hyper), update.shift.eq(self.hyper.go_shift)]
         rngs = []
         for k in range(p.n_out):
             rng = Xorshift32(lane=n + k)
@@ -258,7 +195,7 @@ class ReadoutUpdatePhase(wiring.Component):
         running = Signal()
         j = Signal(range(p.n_hid + 1))
         s_idx = Signal(src)  # n_in + j
-        tail = max(ReadoutUpdateLanes.LATENCY, ZTraceLanes.LATENCY if p.otpe else 0)
+        tail = max(StochasticUpdateLanes.LATENCY, ZTraceLanes.LATENCY if p.otpe else 0)
         drain_cycles = TraceLanes.LATENCY + tail + 3
         drain = Signal(range(drain_cycles + 1))
         with m.If(self.start):
@@ -297,10 +234,12 @@ class ReadoutUpdatePhase(wiring.Component):
             self.tr_wr.en.eq(Mux(trace.o.valid,
                                  (Const(1, unsigned(n)) << (t.src[:lb] if n > 1 else 0))[:n], 0)),
             update.i.valid.eq(trace.o.valid), update.i.payload.w.eq(t.w),
-            update.i.payload.a.eq(a_new), update.i.payload.tag.eq(t.j),
+            update.i.payload.tag.eq(t.j),
             self.wout_wr.addr.eq(update.o.payload.tag), self.wout_wr.data.eq(update.o.payload.w),
             self.wout_wr.en.eq(update.o.valid),
         ]
+        for k in range(p.n_out):
+            m.d.comb += [update.i.payload.x[k].eq(self.err[k]), update.i.payload.a[k].eq(a_new)]
         if p.otpe:
             m.submodules.z_trace = ztr = ZTraceLanes(p, 1, tag_shape=src)
             zs = ztr.o.payload.tag

@@ -7,7 +7,7 @@ per cycle, ascending. In dense mode it walks every group of the per-neuron word 
 and emits every neuron, flagged by whether its element is non-zero.
 """
 
-from amaranth.hdl import Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -57,7 +57,7 @@ class GroupWalker(wiring.Component):
         m = Module()
         p = self.p
         n, G = p.lanes, p.n_hid // p.lanes
-        ceil_log2(n)
+        lb = ceil_log2(n)
 
         running = Signal()
         e = Signal(range(G + 1))
@@ -69,12 +69,15 @@ class GroupWalker(wiring.Component):
         x_visit = Signal(n)
         x_word = Signal(self.word)
         x_g = Signal(bits_for(G))
+        x_bit = Signal(range(max(n, 2)))  # lowest set bit of x_visit, registered with it
 
-        # lowest set bit of the visit mask
-        bit = Signal(range(max(n, 2)))
-        for b in reversed(range(n)):
-            with m.If(x_visit[b]):
-                m.d.comb += bit.eq(b)
+        def lowest(mask, name):
+            bit = Signal(range(max(n, 2)), name=name)
+            for b in reversed(range(n)):
+                with m.If(mask[b]):
+                    m.d.comb += bit.eq(b)
+            return bit
+
         rest = Signal(n)
         m.d.comb += rest.eq(x_visit & (x_visit - 1))
         fire = self.o.valid & self.o.ready
@@ -98,14 +101,15 @@ class GroupWalker(wiring.Component):
             m.d.comb += d_mask[l].eq(Mux(self.dense, 1, Value.cast(d_word[l]) != 0))
 
         with m.If(fire):
-            m.d.sync += x_visit.eq(rest)
+            m.d.sync += [x_visit.eq(rest), x_bit.eq(lowest(rest, "rest_bit"))]
         with m.If(x_take):
-            m.d.sync += [x_visit.eq(d_mask), x_word.eq(d_word), x_g.eq(d_g)]
+            m.d.sync += [x_visit.eq(d_mask), x_bit.eq(lowest(d_mask, "d_bit")), x_word.eq(d_word),
+                         x_g.eq(d_g)]
 
-        elem = x_word[bit]
+        elem = x_word[x_bit]
         m.d.comb += [
             self.o.valid.eq(x_visit != 0),
-            self.o.payload.j.eq(x_g * n + bit if n > 1 else x_g),
+            self.o.payload.j.eq(Cat(x_bit[:lb], x_g) if n > 1 else x_g),
             self.o.payload.elem.eq(elem),
             self.o.payload.flag.eq(Value.cast(elem) != 0),
         ]

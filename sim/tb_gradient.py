@@ -1,27 +1,15 @@
-"""cocotb benches: ``hdl.gradient.SynapseLanes`` and ``LearningSignal`` vs. the gradient walk
-of ``golden.fixed.FixedCore._gradient`` (one synapse / one neuron at a time)."""
+"""cocotb bench: ``hdl.gradient.LearningSignal`` vs. the gradient walk of
+``golden.fixed.FixedCore._gradient`` (one neuron at a time; the synapse update is
+``sim.tb_update``)."""
 
 import cocotb
 import numpy as np
 
 from golden.fixed import sat
-from hdl.gradient import LearningSignal, SynapseLanes
+from hdl.gradient import LearningSignal
 from hdl.interface import hyper_layout
 from hdl.readout import y_word
 from sim.tb_blocks import PipelineBench, config, pack_value, random_hyper, start_clock
-
-
-def synapse_model(p, h):
-    g = h["g_shift"]
-
-    def model(vec):
-        w = []
-        for l in range(p.lanes):
-            r = vec["r"][l] & ((1 << g) - 1)            # low g_shift bits of the draw
-            delta = (vec["m"] * vec["a"][l] + r) >> g
-            w.append(int(sat(vec["w"][l] - delta, p.w_bits)))
-        return {"w": w, "tag": vec["tag"]}
-    return model
 
 
 def signal_model(p, h, err):
@@ -35,29 +23,6 @@ def ends(rng, bits, signed=True):
     lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
     return int(rng.choice([rng.integers(lo, hi + 1), lo, hi, 0,
                            rng.integers(max(lo, -3), min(hi, 4) + 1)]))
-
-
-@cocotb.test()
-async def synapse_random(dut):
-    cfg, p = config()
-    if cfg.get("block") != "synapse":
-        return
-    rng = np.random.default_rng(cfg.get("seed", 0))
-    await start_clock(dut)
-    comp = SynapseLanes(p, p.lanes, tag_shape=8)
-    for chunk in range(cfg.get("chunks", 6)):
-        h = random_hyper(p, rng)
-        if chunk == 0:
-            h["g_shift"] = 0                        # every product lands on the weight
-        dut.hyper.value = pack_value(hyper_layout(p), h)
-        bench = PipelineBench(dut, comp, synapse_model(p, h), rng)
-        vectors = [{"w": [ends(rng, p.w_bits) for _ in range(p.lanes)],
-                    "a": [ends(rng, p.grad_tr_bits, False) for _ in range(p.lanes)],
-                    "r": [int(rng.integers(0, 1 << 32)) for _ in range(p.lanes)],
-                    "m": ends(rng, p.l_bits), "tag": t & 255}
-                   for t in range(cfg.get("vectors", 80))]
-        await bench.run(vectors)
-        dut._log.info(f"chunk {chunk}: {bench.checked} synapse vectors ok")
 
 
 @cocotb.test()

@@ -1,5 +1,5 @@
-"""cocotb benches: ``hdl.readout.Readout`` (steps 4-5) and ``ReadoutUpdateLanes`` (step 8)
-vs. the corresponding lines of ``golden.fixed.FixedCore.step`` / ``_readout_update``."""
+"""cocotb bench: ``hdl.readout.Readout`` (steps 4-5) vs. the corresponding lines of
+``golden.fixed.FixedCore.step`` (the step 8 update is ``sim.tb_update``)."""
 
 import cocotb
 import numpy as np
@@ -7,47 +7,10 @@ from cocotb.triggers import FallingEdge
 
 from golden.fixed import sat
 from hdl.interface import hyper_layout
-from hdl.readout import ReadoutUpdateLanes, wout_word, y_word
+from hdl.readout import wout_word, y_word
 from amaranth.hdl import signed
 from amaranth.lib import data
-from sim.tb_blocks import (PipelineBench, config, pack_value, random_hyper, start_clock,
-                           unpack_value)
-
-
-def update_model(p, h, err):
-    go = h["go_shift"]
-
-    def model(vec):
-        w = [int(sat(vec["w"][k] - ((err[k] * vec["a"] + (vec["r"][k] & ((1 << go) - 1))) >> go),
-                     p.w_bits)) for k in range(p.n_out)]
-        return {"w": w, "tag": vec["tag"]}
-    return model
-
-
-@cocotb.test()
-async def update_random(dut):
-    cfg, p = config()
-    if cfg.get("block") != "update":
-        return
-    rng = np.random.default_rng(cfg.get("seed", 0))
-    await start_clock(dut)
-    comp = ReadoutUpdateLanes(p, tag_shape=8)
-    ymax, wmax = 1 << (p.y_bits - 1), 1 << (p.w_bits - 1)
-    for chunk in range(cfg.get("chunks", 5)):
-        h = random_hyper(p, rng)
-        if chunk == 0:
-            h["go_shift"] = 0
-        err = [int(rng.choice([rng.integers(-ymax, ymax), -ymax, ymax - 1, rng.integers(-9, 9)]))
-               for _ in range(p.n_out)]
-        dut.hyper.value = pack_value(hyper_layout(p), h)
-        dut.err.value = pack_value(y_word(p), err)
-        bench = PipelineBench(dut, comp, update_model(p, h, err), rng)
-        vectors = [{"w": [int(rng.integers(-wmax, wmax)) for _ in range(p.n_out)],
-                    "a": int(rng.choice([rng.integers(0, 1 << p.tr_bits), (1 << p.tr_bits) - 1])),
-                    "r": [int(rng.integers(0, 1 << 32)) for _ in range(p.n_out)], "tag": t & 255}
-                   for t in range(cfg.get("vectors", 60))]
-        await bench.run(vectors)
-        dut._log.info(f"chunk {chunk}: {bench.checked} columns ok")
+from sim.tb_blocks import config, pack_value, random_hyper, start_clock, unpack_value
 
 
 @cocotb.test()

@@ -1,12 +1,11 @@
-"""Per-block benches: readout state (``Readout``) and readout update (``ReadoutUpdateLanes``)."""
+"""Per-block bench: readout state (``Readout``); the readout update is ``tests/test_update.py``."""
 
 import dataclasses
 import json
 
 from golden.fixed import FixedParams
-from hdl.readout import Readout, ReadoutUpdateLanes
+from hdl.readout import Readout
 from sim.runner import run_cocotb
-from sim.tb_blocks import PipelineHarness
 
 
 def _run(name, comp, p, block):
@@ -18,8 +17,3 @@ def _run(name, comp, p, block):
 def test_readout_state():
     p = FixedParams(n_in=8, n_hid=20, n_out=5)
     _run("readout_state", Readout(p), p, "readout")
-
-
-def test_readout_update():
-    p = FixedParams(n_in=8, n_hid=8, n_out=4)
-    _run("readout_update", PipelineHarness(ReadoutUpdateLanes(p, tag_shape=8)), p, "update")

@@ -1,0 +1,95 @@
+"""Stochastic-rounding weight update (SPEC.md steps 6 and 8), ``lanes`` weights per cycle.
+
+``w' = sat_w(w - ((x * a + (r mod 2**shift)) >> shift))`` for every lane. The hidden update
+(:class:`hdl.gradient.GradientWalk`: ``x = m_j``, ``a`` = presynaptic traces ``a_i``, shift
+``g_shift``) and the readout update (:class:`hdl.readout.ReadoutUpdatePhase`: ``x = err_k``,
+``a = a_hid[j]``, shift ``go_shift``) are both this datapath.
+"""
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from golden.fixed import FixedParams
+from .arith import low_mask, sat
+
+__all__ = ["StochasticUpdateLanes"]
+
+#: Width of a generator draw (``hdl.rng.Xorshift32``).
+DRAW_BITS = 32
+
+
+class StochasticUpdateLanes(wiring.Component):
+    """Pipelined stochastic-rounding update of ``lanes`` weights, ``LATENCY`` cycles deep.
+
+    Stages: product and masked draw; sum; variable right shift; difference; saturation.
+    One input vector per cycle, no stalls.
+
+    Parameters
+    ----------
+    p : FixedParams
+    lanes : int
+    x_shape, a_shape : shapes of the two factors (``a`` is a trace, usually unsigned)
+    tag_shape : passed through with the weights
+
+    Interface attributes
+    --------------------
+    i : stream (always ready), in
+        ``w`` (weights), ``x``, ``a`` (factors), ``r`` (generator draws, 32 bit; only the low
+        ``shift`` bits are used), ``tag``.
+    o : stream (always ready), out
+        ``w`` (updated weights), ``tag``.
+    shift : unsigned(shift_bits), in
+        The learning-rate shift (``g_shift`` or ``go_shift``), held stable.
+    """
+
+    LATENCY = 5
+
+    def __init__(self, p: FixedParams, lanes: int, x_shape, a_shape, tag_shape=unsigned(1)):
+        self.p, self.lanes, self.tag_shape = p, lanes, tag_shape
+        self.x_shape, self.a_shape = x_shape, a_shape
+        wl = data.ArrayLayout(signed(p.w_bits), lanes)
+        super().__init__({
+            "i": In(stream.Signature(data.StructLayout({
+                "w": wl, "x": data.ArrayLayout(x_shape, lanes),
+                "a": data.ArrayLayout(a_shape, lanes),
+                "r": data.ArrayLayout(unsigned(DRAW_BITS), lanes), "tag": tag_shape}),
+                always_ready=True)),
+            "o": Out(stream.Signature(data.StructLayout({"w": wl, "tag": tag_shape}),
+                                      always_ready=True)),
+            "shift": In(unsigned(p.shift_bits)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p, n, sh = self.p, self.lanes, self.shift
+        depth = self.LATENCY - 1
+        valid = [Signal(name=f"valid{s}") for s in range(depth)]
+        tag = [Signal(self.tag_shape, name=f"tag{s}") for s in range(depth)]
+        m.d.sync += [valid[0].eq(self.i.valid), tag[0].eq(self.i.payload.tag)]
+        for s in range(1, depth):
+            m.d.sync += [valid[s].eq(valid[s - 1]), tag[s].eq(tag[s - 1])]
+        m.d.sync += [self.o.valid.eq(valid[-1]), self.o.payload.tag.eq(tag[-1])]
+
+        mask = Signal(DRAW_BITS)
+        m.d.comb += mask.eq(low_mask(sh, DRAW_BITS))
+        for l in range(n):
+            i = self.i.payload
+            w = [Signal(signed(p.w_bits), name=f"w{s}_{l}") for s in range(3)]
+            prod = Signal.like(i.x[l] * i.a[l], name=f"prod{l}")
+            r1 = Signal(unsigned(DRAW_BITS), name=f"r{l}")
+            total = Signal.like(prod + r1, name=f"sum{l}")
+            delta = Signal.like(total, name=f"delta{l}")
+            diff = Signal.like(w[2] - delta, name=f"diff{l}")
+            m.d.sync += [
+                # 1: product, the low `shift` bits of the draw
+                prod.eq(i.x[l] * i.a[l]), r1.eq(i.r[l] & mask), w[0].eq(i.w[l]),
+                # 2: rounding offset added
+                total.eq(prod + r1), w[1].eq(w[0]),
+                # 3: variable shift
+                delta.eq(total >> sh), w[2].eq(w[1]),
+                # 4, 5: difference, saturation
+                diff.eq(w[2] - delta),
+                self.o.payload.w[l].eq(sat(diff, p.w_bits)),
+            ]
+        return m
