@@ -33,7 +33,8 @@ from .arith import sat
 from .gradient import GradientWalk
 from .interface import (ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, core_members,
                         mem_cmd_layout)
-from .lif import NeuronPhase, SynapticAccumulator, acc_word, group_entry, psi_word, v_word
+from .lif import (NeuronPhase, SynapticAccumulator, acc_word, group_entry, psi_word, v_word,
+                  w_addr_width)
 from .otpe import Normalizer, gsum_word, z_word
 from .readout import Readout, ReadoutUpdatePhase, label_shape, wout_word
 from .scheduler import GroupWalker
@@ -200,7 +201,9 @@ class LearningCore(wiring.Component):
         host_w_ok = (row < p.n_hid) & (col < p.n_pre)
         host_bank = Signal(range(max(n, 2)))
         m.d.comb += host_bank.eq((row + col)[:lb] if n > 1 else 0)
-        host_w_addr = col * G + (row >> lb)
+        # memory addresses of the command, registered with it
+        host_w_addr = Signal(w_addr_width(p))
+        host_col_addr = Signal(range(p.n_hid))  # W_out column: j of W_OUT (col), of B (row)
         host_cols_ok = (row < p.n_out) & (col < p.n_hid)   # W_OUT: row k, col j
         host_rows_ok = (row < p.n_hid) & (col < p.n_out)   # B: row j, col k
         host_k_ok = col < p.n_out                           # SCORE, Y
@@ -276,7 +279,9 @@ class LearningCore(wiring.Component):
                                 m.next = "ARGMAX"
                 with m.Elif(self.mem_cmd.valid & settled):
                     m.d.comb += self.mem_cmd.ready.eq(1)
-                    m.d.sync += cmd.eq(self.mem_cmd.payload)
+                    new = self.mem_cmd.payload
+                    m.d.sync += [cmd.eq(new), host_w_addr.eq(new.col * G + (new.row >> lb)),
+                                 host_col_addr.eq(Mux(new.mem == Memory.B, new.row, new.col))]
                     with m.If(self.mem_cmd.payload.write):
                         m.next = "MEM_WRITE"
                     with m.Else():
@@ -434,7 +439,7 @@ class LearningCore(wiring.Component):
                          host_w_wr[b].en.eq(st("MEM_WRITE") & (cmd.mem == Memory.W) & host_w_ok
                                             & (host_bank == b))]
         host_col = _Port(wout_rd, "host_col_rd")
-        m.d.comb += [host_col.addr.eq(Mux(cmd.mem == Memory.B, row, col)), host_col.en.eq(1)]
+        m.d.comb += [host_col.addr.eq(host_col_addr), host_col.en.eq(1)]
         host_wout_wr, host_b_wr = _Port(wout_wr, "host_wout_wr"), _Port(b_wr, "host_b_wr")
         for k in range(p.n_out):
             m.d.comb += [host_wout_wr.data[k].eq(wdata), host_b_wr.data[k].eq(wdata)]

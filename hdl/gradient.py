@@ -209,17 +209,27 @@ class GradientWalk(wiring.Component):
         with m.Elif(load):
             m.d.sync += buf_valid.eq(0)
 
+        # per bank the address of the lane it serves (bank b holds lane l with
+        # (l + j) mod lanes == b), kept in registers
+        bank_addr = [Signal(aw + 1, name=f"bank_addr{b}") for b in range(n)]
+        buf_base = buf_j >> lb if n > 1 else buf_j
         with m.If(load):
             m.d.sync += [j.eq(buf_j), flag.eq(buf_flag), mod.eq(buf_m), c.eq(0), walking.eq(1),
-                         base.eq(buf_j >> lb if n > 1 else buf_j)]
+                         base.eq(buf_base)]
+            with m.Switch(buf_j[:lb] if n > 1 else 0):
+                for r in range(n):
+                    with m.Case(r):
+                        m.d.sync += [bank_addr[b].eq(buf_base + ((b - r) % n) * G)
+                                     for b in range(n)]
         with m.Elif(walking):
             m.d.sync += [c.eq(c + 1), base.eq(base + n * G)]
+            m.d.sync += [bank_addr[b].eq(bank_addr[b] + n * G) for b in range(n)]
             with m.If(last):
                 m.d.sync += [walking.eq(0), drain.eq(drain_cycles)]
         with m.Elif(drain != 0):
             m.d.sync += drain.eq(drain - 1)
 
-        # issue: lane addresses, rotated onto the banks; generator draws
+        # issue: bank addresses; lane addresses (for the write-back); generator draws
         rot = j[:lb] if n > 1 else 0
         lane_addr = [Signal(aw, name=f"lane_addr{l}") for l in range(n)]
         lane_en = Signal(n)
@@ -228,12 +238,7 @@ class GradientWalk(wiring.Component):
                          lane_en[l].eq(walking & flag & (c * n + l < p.n_pre))]
             m.d.comb += rngs[l].advance.eq(lane_en[l])
         for b in range(n):
-            m.d.comb += self.w_rd[b].en.eq(1)
-            with m.Switch(rot):
-                for r in range(n):
-                    with m.Case(r):
-                        # bank b holds lane l with (l + r) mod n == b
-                        m.d.comb += self.w_rd[b].addr.eq(lane_addr[(b - r) % n])
+            m.d.comb += [self.w_rd[b].addr.eq(bank_addr[b]), self.w_rd[b].en.eq(1)]
         m.d.comb += [self.tr_rd.addr.eq(c), self.tr_rd.en.eq(1)]
 
         # t+1: memory data registered as it is; t+2: weights rotated from banks to lanes
