@@ -171,8 +171,7 @@ class SynapticAccumulator(wiring.Component):
         slots = max(G, self.HAZARD)
         lane_bits = ceil_log2(n)
 
-        # a row is taken into a one-entry buffer, then walked (the next row can wait in the
-        # buffer meanwhile)
+        # a row is walked right away if the walk is free, else it waits in a one-entry buffer
         buf_valid, buf_add = Signal(), Signal()
         buf_row = Signal.like(self.rows.payload.row)
         walking = Signal()
@@ -182,21 +181,26 @@ class SynapticAccumulator(wiring.Component):
         add = Signal()
         last = slot == slots - 1
         load = buf_valid & (~walking | last)
+        direct = ~buf_valid & (~walking | last)
+        take = self.rows.valid & self.rows.ready
 
         m.d.comb += self.rows.ready.eq(~buf_valid | load)
-        with m.If(self.rows.valid & self.rows.ready):
+        with m.If(take):
+            m.d.comb += self.row_added.eq(self.rows.payload.add)
+        with m.If(take & ~direct):
             m.d.sync += [buf_valid.eq(1), buf_row.eq(self.rows.payload.row),
                          buf_add.eq(self.rows.payload.add)]
-            m.d.comb += self.row_added.eq(self.rows.payload.add)
         with m.Elif(load):
             m.d.sync += buf_valid.eq(0)
         with m.If(walking):
             m.d.sync += [slot.eq(slot + 1), addr.eq(addr + 1)]
             with m.If(last):
                 m.d.sync += walking.eq(0)
-        with m.If(load):
-            m.d.sync += [walking.eq(1), slot.eq(0), addr.eq(buf_row * G),
-                         rot.eq(buf_row[:lane_bits] if n > 1 else 0), add.eq(buf_add)]
+        for start, row, row_add in ((load, buf_row, buf_add),
+                                    (take & direct, self.rows.payload.row, self.rows.payload.add)):
+            with m.If(start):
+                m.d.sync += [walking.eq(1), slot.eq(0), addr.eq(row * G),
+                             rot.eq(row[:lane_bits] if n > 1 else 0), add.eq(row_add)]
 
         issue = walking & (slot < G)
         for b in range(n):
