@@ -42,6 +42,17 @@ def unpack_value(shape, word: int):
     return word
 
 
+def edge_value(rng, shape) -> int:
+    """A random value of ``shape``, often one of its extremes, 0 or a small value."""
+    s = Shape.cast(shape)
+    if s.signed:
+        lo, hi = -(1 << (s.width - 1)), (1 << (s.width - 1)) - 1
+    else:
+        lo, hi = 0, (1 << s.width) - 1
+    return int(rng.choice([rng.integers(lo, hi + 1), lo, hi, 0,
+                           rng.integers(max(lo, -3), min(hi, 4) + 1)]))
+
+
 def config():
     cfg = json.loads(os.environ.get("TB_CONFIG", "{}"))
     return cfg, FixedParams(**cfg.get("params", {}))

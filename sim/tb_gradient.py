@@ -4,12 +4,14 @@
 
 import cocotb
 import numpy as np
+from amaranth.hdl import signed, unsigned
 
 from golden.fixed import sat
 from hdl.gradient import LearningSignal
 from hdl.interface import hyper_layout
 from hdl.readout import y_word
-from sim.tb_blocks import PipelineBench, config, pack_value, random_hyper, start_clock
+from sim.tb_blocks import (PipelineBench, config, edge_value, pack_value, random_hyper,
+                           start_clock)
 
 
 def signal_model(p, h, err):
@@ -17,12 +19,6 @@ def signal_model(p, h, err):
         lsig = int(sat(int(np.dot(vec["fb"], err)) >> h["l_shift"], p.l_bits))
         return {"m": int(sat((lsig * vec["psi"]) >> h["psi_shift"], p.l_bits))}
     return model
-
-
-def ends(rng, bits, signed=True):
-    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
-    return int(rng.choice([rng.integers(lo, hi + 1), lo, hi, 0,
-                           rng.integers(max(lo, -3), min(hi, 4) + 1)]))
 
 
 @cocotb.test()
@@ -37,11 +33,12 @@ async def signal_random(dut):
         h = random_hyper(p, rng)
         if chunk == 0:
             h.update(l_shift=0, psi_shift=0)       # saturate L and m
-        err = [ends(rng, p.y_bits) for _ in range(p.n_out)]
+        err = [edge_value(rng, signed(p.y_bits)) for _ in range(p.n_out)]
         dut.hyper.value = pack_value(hyper_layout(p), h)
         dut.err.value = pack_value(y_word(p), err)
         bench = PipelineBench(dut, comp, signal_model(p, h, err), rng)
-        vectors = [{"fb": [ends(rng, p.w_bits) for _ in range(p.n_out)],
-                    "psi": ends(rng, p.psi_bits, False)} for _ in range(cfg.get("vectors", 30))]
+        vectors = [{"fb": [edge_value(rng, signed(p.w_bits)) for _ in range(p.n_out)],
+                    "psi": edge_value(rng, unsigned(p.psi_bits))}
+                   for _ in range(cfg.get("vectors", 30))]
         await bench.run(vectors, flush=p.n_out + 12)
         dut._log.info(f"chunk {chunk}: {bench.checked} learning signals ok")

@@ -7,7 +7,7 @@ from amaranth.hdl import Shape
 
 from golden.fixed import sat
 from hdl.update import StochasticUpdateLanes
-from sim.tb_blocks import PipelineBench, config, start_clock
+from sim.tb_blocks import PipelineBench, config, edge_value, start_clock
 
 
 def update_model(p, lanes, shift):
@@ -18,14 +18,6 @@ def update_model(p, lanes, shift):
              for l in range(lanes)]
         return {"w": w, "tag": vec["tag"]}
     return model
-
-
-def ends(rng, shape):
-    """A random value of ``shape``, often one of its extremes, 0 or a small value."""
-    s = Shape.cast(shape)
-    lo, hi = (-(1 << (s.width - 1)), (1 << (s.width - 1)) - 1) if s.signed else (0, (1 << s.width) - 1)
-    return int(rng.choice([rng.integers(lo, hi + 1), lo, hi, 0,
-                           rng.integers(max(lo, -3), min(hi, 4) + 1)]))
 
 
 @cocotb.test()
@@ -46,13 +38,13 @@ async def update_random(dut):
         bench = PipelineBench(dut, comp, update_model(p, lanes, shift), rng)
         vectors = []
         for t in range(cfg.get("vectors", 80)):
-            x = [ends(rng, x_shape) for _ in range(lanes)]
-            a = [ends(rng, a_shape) for _ in range(lanes)]
+            x = [edge_value(rng, x_shape) for _ in range(lanes)]
+            a = [edge_value(rng, a_shape) for _ in range(lanes)]
             if t % 3 == 1:
                 x = [x[0]] * lanes
             elif t % 3 == 2:
                 a = [a[0]] * lanes
-            vectors.append({"w": [ends(rng, Shape(p.w_bits, True)) for _ in range(lanes)],
+            vectors.append({"w": [edge_value(rng, Shape(p.w_bits, True)) for _ in range(lanes)],
                             "x": x, "a": a,
                             "r": [int(rng.integers(0, 1 << 32)) for _ in range(lanes)],
                             "tag": t & 255})
