@@ -14,7 +14,7 @@ Conventions (all shifts are arithmetic, i.e. floor division by a power of two):
   the lane's next xorshift32 output (``golden/rng.py``).
 """
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 
@@ -73,6 +73,11 @@ class FixedParams:
     gsum_bits: int = 16     #: OTPE leaky surrogate sums gsum_j, unsigned (unit of psi)
     c_frac: int = 8         #: fractional bits of the OTPE normalizer c (c = 1.0 after step 1)
     recip_frac: int = 16    #: fractional bits of recip = 1 / c
+    # Gateware structure only: no effect on any result, ignored by ``==`` (and IDENTIFY).
+    #: readout classes updated per cycle (0: all ``n_out``; fewer saves multipliers)
+    out_lanes: int = field(default=0, compare=False)
+    #: weight banks ``W``: "bram" (dual port) or "spram" (single port, iCE40 SB_SPRAM256KA)
+    weight_ram: str = field(default="bram", compare=False)
 
     def __post_init__(self):
         _check_int("n_in", self.n_in, 1, 4096)
@@ -92,6 +97,9 @@ class FixedParams:
         # z must hold at least one trace, gsum at least one surrogate value
         _check_int("z_bits", self.z_bits, self.tr_bits, 32)
         _check_int("gsum_bits", self.gsum_bits, self.psi_bits, 32)
+        _check_int("out_lanes", self.out_lanes, 0, self.n_out)
+        if self.weight_ram not in ("bram", "spram"):
+            raise ValueError(f"weight_ram must be 'bram' or 'spram', not {self.weight_ram!r}")
 
     @property
     def n_pre(self) -> int:

@@ -3,8 +3,8 @@
 * :class:`Readout` keeps ``y``, ``score`` and ``err``: per step it decays ``y`` (one class per
   cycle, one multiplier), adds one ``W_out`` column per hidden spike (all classes in
   parallel), then saturates ``y`` and updates ``score`` and the error.
-* The update of one ``W_out`` column (all classes in parallel) with stochastic rounding is
-  :class:`hdl.update.StochasticUpdateLanes`.
+* The update of one ``W_out`` column (``out_lanes`` classes per cycle) with stochastic
+  rounding is :class:`hdl.update.StochasticUpdateLanes`.
 * :class:`ReadoutUpdatePhase` walks every hidden neuron once per learning step: hidden trace
   update (step 7) followed by the update of its ``W_out`` column (step 8).
 """
@@ -18,7 +18,7 @@ from golden.fixed import FixedParams
 from .arith import bits_for, sat
 from .interface import hyper_layout
 from .otpe import ZTraceLanes, z_word
-from .rng import Xorshift32
+from .rng import Xorshift32Ring
 from .trace import TraceLanes, trace_word
 from .update import StochasticUpdateLanes
 
@@ -121,10 +121,12 @@ class Readout(wiring.Component):
 
 
 class ReadoutUpdatePhase(wiring.Component):
-    """Steps 7 and 8 for every hidden neuron ``j`` ascending, one neuron per cycle.
+    """Steps 7 and 8 for every hidden neuron ``j`` ascending, one neuron per ``chunks`` cycles.
 
-    ``a_hid[j] = usat(decay(a_hid[j]) + one * s_j)`` then the ``W_out`` column ``j`` update;
-    readout generator ``k`` advances once per neuron. Runs only in learning steps. With
+    ``a_hid[j] = usat(decay(a_hid[j]) + one * s_j)`` then the ``W_out`` column ``j`` update,
+    ``out_lanes`` classes per cycle (``chunks = ceil(n_out / out_lanes)`` cycles, class chunk
+    ``c`` written with the byte enables of its classes); readout generator ``k`` advances
+    once per neuron (:class:`hdl.rng.Xorshift32Ring`). Runs only in learning steps. With
     ``otpe`` the new ``a_hid[j]`` then updates ``z_hid[j]`` (:class:`hdl.otpe.ZTraceLanes`).
 
     Interface attributes
@@ -136,9 +138,7 @@ class ReadoutUpdatePhase(wiring.Component):
     err : y_word, in
     tr_rd, tr_wr : trace memory ports (``a_hid[j]`` is source ``n_in + j``).
     s_rd : spike memory read port.
-    wout_rd, wout_wr : ``W_out`` memory ports.
-    rng_state : ArrayLayout(unsigned(32), n_out), out
-        Readout generator states.
+    wout_rd, wout_wr : ``W_out`` memory ports (per-class write enables).
     z_rd, z_wr : ``z`` memory ports, addressed like the trace memory (``otpe`` only).
     """
 
@@ -146,6 +146,8 @@ class ReadoutUpdatePhase(wiring.Component):
         self.p = p
         n, G = p.lanes, p.n_hid // p.lanes
         self.c_tr = -(-(p.n_in + p.n_hid) // n)
+        self.out_lanes = p.out_lanes or p.n_out
+        self.chunks = -(-p.n_out // self.out_lanes)
         members = {
             "start": In(1), "busy": Out(1), "reseed": In(1),
             "hyper": In(hyper_layout(p)), "err": In(y_word(p)),
@@ -157,8 +159,7 @@ class ReadoutUpdatePhase(wiring.Component):
             "wout_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(p.n_hid),
                                                      shape=wout_word(p))),
             "wout_wr": Out(memory.WritePort.Signature(addr_width=ceil_log2(p.n_hid),
-                                                      shape=wout_word(p))),
-            "rng_state": Out(data.ArrayLayout(unsigned(32), p.n_out)),
+                                                      shape=wout_word(p), granularity=1)),
         }
         if p.otpe:
             ta = ceil_log2(self.c_tr)
@@ -179,31 +180,30 @@ class ReadoutUpdatePhase(wiring.Component):
                                   "w": wout_word(p),
                                   **({"z": unsigned(p.z_bits)} if p.otpe else {})})
         m.submodules.trace = trace = TraceLanes(p, 1, tag_shape=tag1)
+        ol, C = self.out_lanes, self.chunks
+        utag = data.StructLayout({"j": unsigned(bits_for(p.n_hid)),
+                                  "chunk": unsigned(bits_for(max(C - 1, 1)))})
         m.submodules.update = update = StochasticUpdateLanes(
-            p, p.n_out, x_shape=signed(p.y_bits), a_shape=unsigned(p.tr_bits),
-            tag_shape=unsigned(bits_for(p.n_hid)))
+            p, ol, x_shape=signed(p.y_bits), a_shape=unsigned(p.tr_bits), tag_shape=utag)
         m.d.comb += [trace.hyper.eq(self.hyper), update.shift.eq(self.hyper.go_shift)]
-        rngs = []
-        for k in range(p.n_out):
-            rng = Xorshift32(lane=n + k)
-            m.submodules[f"rng{k}"] = rng
-            rngs.append(rng)
-            m.d.comb += [rng.seed.eq(self.hyper.seed), rng.load.eq(self.reseed),
-                         rng.advance.eq(trace.o.valid), update.i.payload.r[k].eq(rng.value),
-                         self.rng_state[k].eq(rng.state)]
 
         running = Signal()
         j = Signal(range(p.n_hid + 1))
         s_idx = Signal(src)  # n_in + j
+        phase = Signal(range(C))  # class chunk of the neuron issued
+        last_phase = (phase == C - 1) if C > 1 else 1
         tail = max(StochasticUpdateLanes.LATENCY, ZTraceLanes.LATENCY if p.otpe else 0)
-        drain_cycles = TraceLanes.LATENCY + tail + 3
+        drain_cycles = TraceLanes.LATENCY + tail + 3 + (C + 1 if C > 1 else 0)
         drain = Signal(range(drain_cycles + 1))
         with m.If(self.start):
-            m.d.sync += [running.eq(1), j.eq(0), s_idx.eq(p.n_in)]
+            m.d.sync += [running.eq(1), j.eq(0), s_idx.eq(p.n_in), phase.eq(0)]
         with m.Elif(running):
-            m.d.sync += [j.eq(j + 1), s_idx.eq(s_idx + 1)]
-            with m.If(j == p.n_hid - 1):
-                m.d.sync += [running.eq(0), drain.eq(drain_cycles)]
+            if C > 1:
+                m.d.sync += phase.eq(Mux(last_phase, 0, phase + 1))
+            with m.If(last_phase):
+                m.d.sync += [j.eq(j + 1), s_idx.eq(s_idx + 1)]
+                with m.If(j == p.n_hid - 1):
+                    m.d.sync += [running.eq(0), drain.eq(drain_cycles)]
         with m.Elif(drain != 0):
             m.d.sync += drain.eq(drain - 1)
         m.d.comb += self.busy.eq(running | (drain != 0))
@@ -215,7 +215,7 @@ class ReadoutUpdatePhase(wiring.Component):
         ]
         v1 = Signal()
         j1, src1 = Signal.like(j), Signal(src)
-        m.d.sync += [v1.eq(running), j1.eq(j), src1.eq(s_idx)]
+        m.d.sync += [v1.eq(running & (phase == 0)), j1.eq(j), src1.eq(s_idx)]
         tr_lane = src1[:lb] if n > 1 else 0
         s_lane = j1[:lb] if n > 1 else 0
         m.d.sync += [
@@ -233,13 +233,44 @@ class ReadoutUpdatePhase(wiring.Component):
             self.tr_wr.addr.eq(t.src >> lb),
             self.tr_wr.en.eq(Mux(trace.o.valid,
                                  (Const(1, unsigned(n)) << (t.src[:lb] if n > 1 else 0))[:n], 0)),
-            update.i.valid.eq(trace.o.valid), update.i.payload.w.eq(t.w),
-            update.i.payload.tag.eq(t.j),
-            self.wout_wr.addr.eq(update.o.payload.tag), self.wout_wr.data.eq(update.o.payload.w),
-            self.wout_wr.en.eq(update.o.valid),
         ]
+
+        # the W_out column update, out_lanes classes (one chunk) per cycle
+        u = update.i.payload
+        m.submodules.rng = rng = Xorshift32Ring(n, ol, C)
+        m.d.comb += [rng.seed.eq(self.hyper.seed), rng.load.eq(self.reseed)]
+        if C == 1:
+            m.d.comb += [rng.advance.eq(trace.o.valid), update.i.valid.eq(trace.o.valid),
+                         u.w.eq(t.w), u.tag.j.eq(t.j), u.r.eq(rng.value)]
+            for k in range(p.n_out):
+                m.d.comb += [u.x[k].eq(self.err[k]), u.a[k].eq(a_new)]
+        else:
+            # the column and a_hid[j] held while the chunks are issued (registered operands)
+            hold_w, hold_a = Signal(wout_word(p)), Signal(unsigned(p.tr_bits))
+            hold_j, issuing = Signal.like(t.j), Signal()
+            chunk = Signal(range(C))
+            with m.If(trace.o.valid):
+                m.d.sync += [hold_w.eq(t.w), hold_a.eq(a_new), hold_j.eq(t.j),
+                             issuing.eq(1), chunk.eq(0)]
+            with m.Elif(issuing):
+                m.d.sync += chunk.eq(chunk + 1)
+                with m.If(chunk == C - 1):
+                    m.d.sync += issuing.eq(0)
+            m.d.comb += rng.advance.eq(issuing)
+            m.d.sync += [update.i.valid.eq(issuing), u.tag.j.eq(hold_j), u.tag.chunk.eq(chunk),
+                         u.r.eq(rng.value)]
+            for l in range(ol):
+                m.d.sync += u.a[l].eq(hold_a)
+                with m.Switch(chunk):
+                    for c in range(C):
+                        with m.Case(c):
+                            k = min(c * ol + l, p.n_out - 1)
+                            m.d.sync += [u.x[l].eq(self.err[k]), u.w[l].eq(hold_w[k])]
+        o = update.o.payload
         for k in range(p.n_out):
-            m.d.comb += [update.i.payload.x[k].eq(self.err[k]), update.i.payload.a[k].eq(a_new)]
+            m.d.comb += [self.wout_wr.data[k].eq(o.w[k % ol]),
+                         self.wout_wr.en[k].eq(update.o.valid & (o.tag.chunk == k // ol))]
+        m.d.comb += self.wout_wr.addr.eq(o.tag.j)
         if p.otpe:
             m.submodules.z_trace = ztr = ZTraceLanes(p, 1, tag_shape=src)
             zs = ztr.o.payload.tag

@@ -1,16 +1,18 @@
 """xorshift32 stochastic-rounding generator (gateware twin of ``golden.rng``).
 
 One generator per hidden gradient lane and one per readout class. A use advances the
-generator once; the value used is the *new* state (``golden.rng.LaneRNG.take``).
+generator once; the value used is the *new* state (``golden.rng.LaneRNG.take``). The readout
+generators of a serialised readout update (``out_lanes < n_out``) share one datapath in a
+:class:`Xorshift32Ring`.
 """
 
-from amaranth.hdl import Module, Mux, Value
-from amaranth.lib import wiring
+from amaranth.hdl import Module, Mux, Value, unsigned
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.rng import GOLDEN_GAMMA, MASK32, lane_seed
 
-__all__ = ["xorshift32_next", "lane_seed_expr", "Xorshift32"]
+__all__ = ["xorshift32_next", "lane_seed_expr", "Xorshift32", "Xorshift32Ring"]
 
 
 def xorshift32_next(x) -> Value:
@@ -71,4 +73,51 @@ class Xorshift32(wiring.Component):
             m.d.sync += self.state.eq(lane_seed_expr(self.seed, self.lane))
         with m.Elif(self.advance):
             m.d.sync += self.state.eq(self.value)
+        return m
+
+
+class Xorshift32Ring(wiring.Component):
+    """``width * slots`` generators used ``width`` at a time, in a fixed cyclic order.
+
+    Generators ``first_lane + s*width + l`` (slot ``s``, lane ``l``) sit in a ring of slots;
+    only the head slot has the xorshift logic. Each ``advance`` uses the head (``value``
+    is its next output), writes the new states to the tail and rotates the ring by one slot,
+    so ``slots`` advances use every generator once and restore the order.
+
+    Interface attributes
+    --------------------
+    seed : Signal(32), in
+    load : Signal(1), in
+        Reload every generator from ``lane_seed(seed, lane)``; only while the ring is in
+        order (a multiple of ``slots`` advances since the last load).
+    advance : Signal(1), in
+    value : ArrayLayout(unsigned(32), width), out
+        ``xorshift32`` of the head slot (combinational).
+    state : ArrayLayout(unsigned(32), width * slots), out
+        The generator states, in generator order while the ring is in order.
+    """
+
+    def __init__(self, first_lane: int, width: int, slots: int, reset_seed: int = 1):
+        self.first_lane, self.width, self.slots = first_lane, width, slots
+        n = width * slots
+        super().__init__({
+            "seed":    In(32),
+            "load":    In(1),
+            "advance": In(1),
+            "value":   Out(data.ArrayLayout(unsigned(32), width)),
+            "state":   Out(data.ArrayLayout(unsigned(32), n), init=[
+                lane_seed(reset_seed, first_lane + g) for g in range(n)]),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        w, n = self.width, self.width * self.slots
+        for l in range(w):
+            m.d.comb += self.value[l].eq(xorshift32_next(self.state[l]))
+        with m.If(self.load):
+            m.d.sync += [self.state[g].eq(lane_seed_expr(self.seed, self.first_lane + g))
+                         for g in range(n)]
+        with m.Elif(self.advance):
+            m.d.sync += [self.state[g].eq(self.state[g + w]) for g in range(n - w)]
+            m.d.sync += [self.state[n - w + l].eq(self.value[l]) for l in range(w)]
         return m

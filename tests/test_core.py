@@ -96,3 +96,21 @@ def test_core_otpe_lanes2_recurrent_random_feedback():
              check_steps=True,
              then=[dict(samples=2, T=12, seed=15, hyper=dict(rule=0, feedback=0),
                         dense_too=False, check_steps=False)])
+
+
+def test_core_out_lanes1():
+    """Readout update serialised (out_lanes = 1, one class per cycle): all weights after
+    every step; then another seed (the generator ring reloaded) with high rates, dense too."""
+    run_core("out1", dict(SMALL, out_lanes=1), samples=2, T=8, seed=21, hyper=FAST,
+             check_steps=True, check_step_weights=True,
+             then=[dict(samples=3, T=8, seed=22, rate=0.3, dense_too=True, check_steps=False,
+                        check_step_weights=False,
+                        hyper=dict(b_th=255, theta=40, go_shift=4, seed=0xBADC0DE))])
+
+
+def test_core_out_lanes3_otpe():
+    """out_lanes = 3 of n_out = 4 (a padded last chunk), lanes = 2, recurrent, OTPE rule 1
+    (z_hid next to the serial readout update), random feedback."""
+    run_core("out3_otpe", dict(SMALL, n_in=13, recurrent=True, lanes=2, out_lanes=3),
+             samples=3, T=10, seed=23, hyper=dict(OTPE, feedback=1, seed=77), dense_too=True,
+             check_steps=True)
