@@ -96,9 +96,12 @@ BOARDS = {
         min_freq=30_000_000,
         # T-Randman: 50 inputs, 10 classes. OTTT only: the UP5K has 8 multipliers and
         # approximate OTPE needs one more per lane (gbar) plus the z-trace decays.
-        # One readout class per cycle in the W_out update (one multiplier instead of n_out).
-        params=FixedParams(n_in=50, n_hid=128, n_out=10, lanes=1, otpe=False, out_lanes=1),
-        small_params=FixedParams(n_in=8, n_hid=8, n_out=2, lanes=1, otpe=False, out_lanes=1),
+        # One readout class per cycle in the W_out update (one multiplier instead of n_out);
+        # the weights W in single-port RAM (SPRAM).
+        params=FixedParams(n_in=50, n_hid=128, n_out=10, lanes=1, otpe=False, out_lanes=1,
+                           weight_ram="spram"),
+        small_params=FixedParams(n_in=8, n_hid=8, n_out=2, lanes=1, otpe=False, out_lanes=1,
+                                 weight_ram="spram"),
         leds={"heartbeat": ("led", 1), "busy": ("led", 2), "error": ("led", 0)},
         spare_leds=(("led", 3), ("led", 4), ("led", 5), ("led", 6)),
         reset_button=("reset_button", 0),

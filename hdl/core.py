@@ -13,7 +13,8 @@ component per concern:
 ``otpe.Normalizer``          (``otpe``) ``c`` and ``recip``, started by the STEP token
 ========================  ==========================================================
 
-Memories: ``W`` in ``lanes`` skewed banks (SPEC.md section 6); ``W_out`` and ``B`` one word
+Memories: ``W`` in ``lanes`` skewed banks (SPEC.md section 6), block RAM or (``weight_ram =
+"spram"``) single-port RAM (:mod:`hdl.spram`); ``W_out`` and ``B`` one word
 of ``n_out`` weights per hidden neuron; ``V``, ``I``, ``s``, ``psi`` one word of ``lanes``
 neurons per group; the traces of all presynaptic sources (inputs, then hidden), ``lanes``
 per word. Built with ``otpe``: ``gsum`` (like ``V``) and ``z`` (like the traces); the neuron
@@ -38,6 +39,7 @@ from .lif import (NeuronPhase, SynapticAccumulator, acc_word, group_entry, psi_w
 from .otpe import Normalizer, gsum_word, z_word
 from .readout import Readout, ReadoutUpdatePhase, label_shape, wout_word
 from .scheduler import GroupWalker
+from .spram import SinglePortRAM
 from .trace import trace_word
 
 __all__ = ["LearningCore"]
@@ -140,7 +142,16 @@ class LearningCore(wiring.Component):
                 m.d.sync += rd.data.eq(comb.data)
             return rd, wr
 
-        w_ports = [mem(f"w{b}", signed(p.w_bits), p.n_pre * G, rw_free=True) for b in range(n)]
+        def spram(name, shape, depth):
+            """Read and write port of a new single-port RAM (:mod:`hdl.spram`)."""
+            m.submodules[name] = ram = SinglePortRAM(shape, depth)
+            return ram.rd, ram.wr
+
+        if p.weight_ram == "spram":
+            w_ports = [spram(f"w{b}", signed(p.w_bits), p.n_pre * G) for b in range(n)]
+        else:
+            w_ports = [mem(f"w{b}", signed(p.w_bits), p.n_pre * G, rw_free=True)
+                       for b in range(n)]
         wout_rd, wout_wr = mem("w_out", wout_word(p), p.n_hid, granularity=1, rw_free=True)
         b_rd, b_wr = mem("b", wout_word(p), p.n_hid, granularity=1, rw_free=True)
         v_rd, v_wr = mem("v", v_word(p), G, rw_free=True)

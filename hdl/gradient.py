@@ -103,7 +103,9 @@ class GradientWalk(wiring.Component):
     presynaptic sources ``i = c*lanes + l`` for ``c = 0 .. ceil(n_pre/lanes) - 1``: lane ``l``
     reads ``W[j, i]`` from bank ``(i + j) mod lanes`` at ``i * n_hid/lanes + j div lanes`` and
     the trace word ``c``, draws from hidden generator ``l`` and writes the result back. Neurons
-    with ``flag == 0`` (inactive, dense mode) are walked without updates or draws.
+    with ``flag == 0`` (inactive, dense mode) are walked without updates or draws. With
+    ``weight_ram == "spram"`` a word ``c`` is issued every other cycle and each write-back
+    comes an odd number of cycles after its read, so a single-port bank never sees both.
 
     Interface attributes
     --------------------
@@ -175,10 +177,19 @@ class GradientWalk(wiring.Component):
         c = Signal(range(self.c_pre + 1))
         base = Signal(aw + 1)
         walking = Signal()
-        last = walking & (c == self.c_pre - 1)
+        # single-port weight RAM: a free-running clock phase, reads (issues) on phase 1 only,
+        # each write-back lands 9 cycles after its read, on phase 0
+        single = p.weight_ram == "spram"
+        if single:
+            clk_phase = Signal()
+            m.d.sync += clk_phase.eq(~clk_phase)
+            issue = walking & clk_phase
+        else:
+            issue = walking
+        last = issue & (c == self.c_pre - 1)
         load = buf_valid & (~walking | last)
         buf_write = Signal()
-        drain_cycles = StochasticUpdateLanes.LATENCY + 4
+        drain_cycles = StochasticUpdateLanes.LATENCY + 4 + single
         drain = Signal(range(drain_cycles + 1))
 
         m.d.comb += [self.fb_rd.addr.eq(self.neurons.payload.j), self.fb_rd.en.eq(1)]
@@ -221,7 +232,7 @@ class GradientWalk(wiring.Component):
                     with m.Case(r):
                         m.d.sync += [bank_addr[b].eq(buf_base + ((b - r) % n) * G)
                                      for b in range(n)]
-        with m.Elif(walking):
+        with m.Elif(issue):
             m.d.sync += [c.eq(c + 1), base.eq(base + n * G)]
             m.d.sync += [bank_addr[b].eq(bank_addr[b] + n * G) for b in range(n)]
             with m.If(last):
@@ -235,7 +246,7 @@ class GradientWalk(wiring.Component):
         lane_en = Signal(n)
         for l in range(n):
             m.d.comb += [lane_addr[l].eq(base + l * G),
-                         lane_en[l].eq(walking & flag & (c * n + l < p.n_pre))]
+                         lane_en[l].eq(issue & flag & (c * n + l < p.n_pre))]
             m.d.comb += rngs[l].advance.eq(lane_en[l])
         for b in range(n):
             m.d.comb += [self.w_rd[b].addr.eq(bank_addr[b]), self.w_rd[b].en.eq(1)]
@@ -248,7 +259,7 @@ class GradientWalk(wiring.Component):
         m1, m2 = Signal(signed(p.l_bits)), Signal(signed(p.l_bits))
         a2 = Signal(grad_trace_word(p, n))
         bank2 = [Signal(signed(p.w_bits), name=f"bank2_{b}") for b in range(n)]
-        m.d.sync += [v1.eq(walking), t1.rot.eq(rot), t1.en.eq(lane_en), m1.eq(mod)]
+        m.d.sync += [v1.eq(issue), t1.rot.eq(rot), t1.en.eq(lane_en), m1.eq(mod)]
         for l in range(n):
             m.d.sync += [t1.addr[l].eq(lane_addr[l]), r1[l].eq(rngs[l].value)]
         m.d.sync += [v2.eq(v1), t2.eq(t1), r2.eq(r1), m2.eq(m1), a2.eq(self.tr_rd.data)]
@@ -262,15 +273,16 @@ class GradientWalk(wiring.Component):
                     with m.Case(r):
                         m.d.sync += syn.i.payload.w[l].eq(bank2[(l + r) % n])
 
-        # write back
+        # write back (registered once more for a single-port RAM)
         out = syn.o.payload
+        wb = "sync" if single else "comb"
         for b in range(n):
             with m.Switch(out.tag.rot):
                 for r in range(n):
                     with m.Case(r):
                         l = (b - r) % n
-                        m.d.comb += [self.w_wr[b].addr.eq(out.tag.addr[l]),
-                                     self.w_wr[b].data.eq(out.w[l]),
-                                     self.w_wr[b].en.eq(syn.o.valid & out.tag.en[l])]
+                        m.d[wb] += [self.w_wr[b].addr.eq(out.tag.addr[l]),
+                                    self.w_wr[b].data.eq(out.w[l]),
+                                    self.w_wr[b].en.eq(syn.o.valid & out.tag.en[l])]
         m.d.comb += self.busy.eq(~front.ongoing("IDLE") | buf_valid | walking | (drain != 0))
         return m

@@ -114,3 +114,20 @@ def test_core_out_lanes3_otpe():
     run_core("out3_otpe", dict(SMALL, n_in=13, recurrent=True, lanes=2, out_lanes=3),
              samples=3, T=10, seed=23, hyper=dict(OTPE, feedback=1, seed=77), dense_too=True,
              check_steps=True)
+
+
+def test_core_spram():
+    """Weights in single-port RAM (the iCE40 SPRAM model), out_lanes = 1, lanes = 1: all
+    weights after every step, dense mode too; then high rates (most weights rewritten)."""
+    run_core("spram", dict(SMALL, out_lanes=1, weight_ram="spram"), samples=2, T=8, seed=31,
+             hyper=FAST, check_steps=True, check_step_weights=True, dense_too=True,
+             then=[dict(samples=2, T=8, seed=32, rate=0.4, check_steps=False,
+                        check_step_weights=False,
+                        hyper=dict(b_th=255, theta=40, g_shift=3, seed=0x5EED))])
+
+
+def test_core_spram_lanes2_recurrent():
+    """Single-port weight banks with lanes = 2 (skewed banks), recurrent, random feedback."""
+    run_core("spram_lanes2", dict(SMALL, n_in=13, recurrent=True, lanes=2, weight_ram="spram"),
+             samples=3, T=10, seed=33, hyper=dict(FAST, feedback=1, seed=91), dense_too=True,
+             check_steps=True)
