@@ -43,8 +43,8 @@ class Readout(wiring.Component):
 
     Sequence per step: ``start`` (decay, ``busy`` for about ``n_out`` cycles), then any number
     of ``add_valid`` cycles (one ``W_out`` column of a spiking neuron each), then ``finish``
-    (``busy`` for 2 cycles): ``y = sat_y(acc)``, ``score = sat(score + y)``,
-    ``err = sat_y(y - target * onehot(label))``.
+    (``busy`` for ``chunks + 1`` cycles, ``out_lanes`` classes per cycle): ``y = sat_y(acc)``,
+    ``score = sat(score + y)``, ``err = sat_y(y - target * onehot(label))``.
 
     Interface attributes
     --------------------
@@ -100,19 +100,51 @@ class Readout(wiring.Component):
             for c in range(K):
                 m.d.sync += acc[c].eq(acc[c] + (self.add_word[c] << yf))
 
-        # finish: saturate y, then score and error
-        f1, f2 = Signal(), Signal()
-        m.d.sync += [f1.eq(self.finish), f2.eq(f1)]
-        with m.If(f1):
-            for c in range(K):
-                m.d.sync += self.y[c].eq(sat(acc[c], p.y_bits))
-        with m.If(f2):
-            for c in range(K):
-                m.d.sync += [
-                    self.score[c].eq(sat(self.score[c] + self.y[c], p.score_bits)),
-                    self.err[c].eq(sat((self.y[c] >> yf) - Mux(self.label == c, h.target, 0),
-                                                p.y_bits)),
-                ]
+        # finish, out_lanes classes per cycle: acc and score selected, y saturated (stage 1),
+        # then score and error (stage 2)
+        ol, C = p.out_lanes or K, -(-K // (p.out_lanes or K))
+        f1, f2 = Signal(), Signal()  # stage 1 (C cycles), stage 2 valid
+        c1, c2 = Signal(range(C)), Signal(range(C))
+        if C == 1:
+            m.d.sync += f1.eq(self.finish)
+        else:
+            with m.If(self.finish):
+                m.d.sync += [f1.eq(1), c1.eq(0)]
+            with m.Elif(f1):
+                m.d.sync += c1.eq(c1 + 1)
+                with m.If(c1 == C - 1):
+                    m.d.sync += f1.eq(0)
+        m.d.sync += [f2.eq(f1), c2.eq(c1)]
+        for l in range(ol):
+            a1 = Signal(signed(acc_bits), name=f"a1_{l}")
+            y1 = Signal(signed(p.y_bits), name=f"y1_{l}")
+            with m.Switch(c1):
+                for c in range(C):
+                    with m.Case(c):
+                        m.d.comb += a1.eq(acc[min(c * ol + l, K - 1)])
+            m.d.comb += y1.eq(sat(a1, p.y_bits))
+            if C > 1:  # stage 2 operands registered in stage 1 (no muxes in stage 2)
+                y2 = Signal(signed(p.y_bits), name=f"y2_{l}")
+                s2 = Signal(signed(p.score_bits), name=f"s2_{l}")
+                m.d.sync += y2.eq(y1)
+                with m.Switch(c1):
+                    for c in range(C):
+                        with m.Case(c):
+                            m.d.sync += s2.eq(self.score[min(c * ol + l, K - 1)])
+            for c in range(C):
+                k = c * ol + l
+                if k >= K:
+                    continue
+                if C == 1:
+                    y2, s2 = self.y[k], self.score[k]
+                with m.If(f1 & (c1 == c)):
+                    m.d.sync += self.y[k].eq(y1)
+                with m.If(f2 & (c2 == c)):
+                    m.d.sync += [
+                        self.score[k].eq(sat(s2 + y2, p.score_bits)),
+                        self.err[k].eq(sat((y2 >> yf) - Mux(self.label == k, h.target, 0),
+                                           p.y_bits)),
+                    ]
         with m.If(self.clear):
             for c in range(K):
                 m.d.sync += [self.y[c].eq(0), self.score[c].eq(0)]

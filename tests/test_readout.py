@@ -17,3 +17,9 @@ def _run(name, comp, p, block):
 def test_readout_state():
     p = FixedParams(n_in=8, n_hid=20, n_out=5)
     _run("readout_state", Readout(p), p, "readout")
+
+
+def test_readout_state_out_lanes():
+    """Finish two classes per cycle of five (a padded last chunk)."""
+    p = FixedParams(n_in=8, n_hid=20, n_out=5, out_lanes=2)
+    _run("readout_state_ol2", Readout(p), p, "readout")
