@@ -30,7 +30,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.utils import ceil_log2
 
 from golden.fixed import FixedParams
-from .arith import sat
+from .arith import bits_for, sat
 from .gradient import GradientWalk
 from .interface import (ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, core_members,
                         mem_cmd_layout)
@@ -227,7 +227,11 @@ class LearningCore(wiring.Component):
         rd_fire = Signal()  # readout: a W_out column read last cycle
         settled = Signal()  # idle with no counter update pending (``busy`` low)
 
-        inc = {name: Signal(COUNTER_BITS, name=f"inc_{name}") for name in ALL_COUNTERS}
+        # per-counter increments, as wide as the largest one
+        inc_max = {"syn_ops": p.n_hid, "readout_updates": p.n_out * p.n_hid,
+                   "spikes": n, "active": n, "weight_updates": n * p.n_pre}
+        inc = {name: Signal(bits_for(inc_max.get(name, 1)), name=f"inc_{name}")
+               for name in ALL_COUNTERS}
         m.d.comb += [inc["syn_ops"].eq(Mux(acc.row_added, p.n_hid, 0)),
                      inc["spikes"].eq(neuron.spikes_inc), inc["active"].eq(neuron.active_inc),
                      inc["weight_updates"].eq(neuron.wu_inc)]
@@ -551,7 +555,7 @@ class LearningCore(wiring.Component):
         top = (1 << COUNTER_BITS) - 1
         for name in ALL_COUNTERS:
             cur = getattr(self.counters, name)
-            step = Signal(COUNTER_BITS, name=f"step_{name}")
+            step = Signal.like(inc[name], name=f"step_{name}")
             total = Signal(COUNTER_BITS + 1, name=f"next_{name}")
             m.d.comb += total.eq(cur + step)
             with m.If(self.clear_counters):

@@ -208,11 +208,12 @@ class ReadoutUpdatePhase(wiring.Component):
         n = p.lanes
         lb = ceil_log2(n)
         src = unsigned(bits_for(p.n_in + p.n_hid))
+        ol, C = self.out_lanes, self.chunks
+        # one chunk: the column travels with the trace; else it is read after the trace
         tag1 = data.StructLayout({"j": unsigned(bits_for(p.n_hid)), "src": src,
-                                  "w": wout_word(p),
+                                  **({"w": wout_word(p)} if C == 1 else {}),
                                   **({"z": unsigned(p.z_bits)} if p.otpe else {})})
         m.submodules.trace = trace = TraceLanes(p, 1, tag_shape=tag1)
-        ol, C = self.out_lanes, self.chunks
         utag = data.StructLayout({"j": unsigned(bits_for(p.n_hid)),
                                   "chunk": unsigned(bits_for(max(C - 1, 1)))})
         m.submodules.update = update = StochasticUpdateLanes(
@@ -225,7 +226,7 @@ class ReadoutUpdatePhase(wiring.Component):
         phase = Signal(range(C))  # class chunk of the neuron issued
         last_phase = (phase == C - 1) if C > 1 else 1
         tail = max(StochasticUpdateLanes.LATENCY, ZTraceLanes.LATENCY if p.otpe else 0)
-        drain_cycles = TraceLanes.LATENCY + tail + 3 + (C + 1 if C > 1 else 0)
+        drain_cycles = TraceLanes.LATENCY + tail + 3 + (C + 2 if C > 1 else 0)
         drain = Signal(range(drain_cycles + 1))
         with m.If(self.start):
             m.d.sync += [running.eq(1), j.eq(0), s_idx.eq(p.n_in), phase.eq(0)]
@@ -243,7 +244,7 @@ class ReadoutUpdatePhase(wiring.Component):
         m.d.comb += [
             self.tr_rd.addr.eq(s_idx >> lb), self.tr_rd.en.eq(1),
             self.s_rd.addr.eq(j >> lb), self.s_rd.en.eq(1),
-            self.wout_rd.addr.eq(j), self.wout_rd.en.eq(1),
+            self.wout_rd.en.eq(1),
         ]
         v1 = Signal()
         j1, src1 = Signal.like(j), Signal(src)
@@ -255,7 +256,6 @@ class ReadoutUpdatePhase(wiring.Component):
             trace.i.payload.a[0].eq(self.tr_rd.data[tr_lane]),
             trace.i.payload.spike.eq(self.s_rd.data.bit_select(s_lane, 1)),
             trace.i.payload.tag.j.eq(j1), trace.i.payload.tag.src.eq(src1),
-            trace.i.payload.tag.w.eq(self.wout_rd.data),
         ]
         a_new = trace.o.payload.a[0]
         t = trace.o.payload.tag
@@ -272,17 +272,23 @@ class ReadoutUpdatePhase(wiring.Component):
         m.submodules.rng = rng = Xorshift32Ring(n, ol, C)
         m.d.comb += [rng.seed.eq(self.hyper.seed), rng.load.eq(self.reseed)]
         if C == 1:
+            m.d.comb += self.wout_rd.addr.eq(j)
+            m.d.sync += trace.i.payload.tag.w.eq(self.wout_rd.data)
             m.d.comb += [rng.advance.eq(trace.o.valid), update.i.valid.eq(trace.o.valid),
                          u.w.eq(t.w), u.tag.j.eq(t.j), u.r.eq(rng.value)]
             for k in range(p.n_out):
                 m.d.comb += [u.x[k].eq(self.err[k]), u.a[k].eq(a_new)]
         else:
-            # the column and a_hid[j] held while the chunks are issued (registered operands)
+            # column j read as a_hid[j] leaves the trace pipeline; both held while the chunks
+            # are issued (registered operands)
+            got, got_a, got_j = Signal(), Signal(unsigned(p.tr_bits)), Signal.like(t.j)
+            m.d.comb += self.wout_rd.addr.eq(t.j)
+            m.d.sync += [got.eq(trace.o.valid), got_a.eq(a_new), got_j.eq(t.j)]
             hold_w, hold_a = Signal(wout_word(p)), Signal(unsigned(p.tr_bits))
             hold_j, issuing = Signal.like(t.j), Signal()
             chunk = Signal(range(C))
-            with m.If(trace.o.valid):
-                m.d.sync += [hold_w.eq(t.w), hold_a.eq(a_new), hold_j.eq(t.j),
+            with m.If(got):
+                m.d.sync += [hold_w.eq(self.wout_rd.data), hold_a.eq(got_a), hold_j.eq(got_j),
                              issuing.eq(1), chunk.eq(0)]
             with m.Elif(issuing):
                 m.d.sync += chunk.eq(chunk + 1)
