@@ -137,14 +137,19 @@ class Readout(wiring.Component):
                     continue
                 if C == 1:
                     y2, s2 = self.y[k], self.score[k]
+                    new_s = sat(s2 + y2, p.score_bits)
+                    new_e = sat((y2 >> yf) - Mux(self.label == k, h.target, 0), p.y_bits)
+                elif c == 0:  # one adder and subtractor per lane, shared by its classes
+                    new_s, new_e = Signal.like(s2), Signal(signed(p.y_bits), name=f"e2_{l}")
+                    m.d.comb += [
+                        new_s.eq(sat(s2 + y2, p.score_bits)),
+                        new_e.eq(sat((y2 >> yf) - Mux(self.label == c2 * ol + l, h.target, 0),
+                                     p.y_bits)),
+                    ]
                 with m.If(f1 & (c1 == c)):
                     m.d.sync += self.y[k].eq(y1)
                 with m.If(f2 & (c2 == c)):
-                    m.d.sync += [
-                        self.score[k].eq(sat(s2 + y2, p.score_bits)),
-                        self.err[k].eq(sat((y2 >> yf) - Mux(self.label == k, h.target, 0),
-                                           p.y_bits)),
-                    ]
+                    m.d.sync += [self.score[k].eq(new_s), self.err[k].eq(new_e)]
         with m.If(self.clear):
             for c in range(K):
                 m.d.sync += [self.y[c].eq(0), self.score[c].eq(0)]

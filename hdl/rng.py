@@ -6,7 +6,7 @@ generators of a serialised readout update (``out_lanes < n_out``) share one data
 :class:`Xorshift32Ring`.
 """
 
-from amaranth.hdl import Module, Mux, Value, unsigned
+from amaranth.hdl import Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -82,14 +82,18 @@ class Xorshift32Ring(wiring.Component):
     Generators ``first_lane + s*width + l`` (slot ``s``, lane ``l``) sit in a ring of slots;
     only the head slot has the xorshift logic. Each ``advance`` uses the head (``value``
     is its next output), writes the new states to the tail and rotates the ring by one slot,
-    so ``slots`` advances use every generator once and restore the order.
+    so ``slots`` advances use every generator once and restore the order. A ``load`` also
+    goes through the tail: it shifts in the lane seeds of slot 0 in its cycle and of slots
+    1 .. ``slots - 1`` in the following cycles.
 
     Interface attributes
     --------------------
     seed : Signal(32), in
+        Held for ``slots`` cycles from ``load``.
     load : Signal(1), in
-        Reload every generator from ``lane_seed(seed, lane)``; only while the ring is in
-        order (a multiple of ``slots`` advances since the last load).
+        Reload every generator from ``lane_seed(seed, lane)``: only while the ring is in
+        order (a multiple of ``slots`` advances since the last load), and no ``advance``
+        in that cycle or the ``slots - 1`` cycles after it.
     advance : Signal(1), in
     value : ArrayLayout(unsigned(32), width), out
         ``xorshift32`` of the head slot (combinational).
@@ -111,13 +115,28 @@ class Xorshift32Ring(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        w, n = self.width, self.width * self.slots
+        w, S, n = self.width, self.slots, self.width * self.slots
+        loading = Signal()
+        slot = Signal(range(S))  # slot whose seeds are shifted in
+        if S > 1:
+            with m.If(self.load):
+                m.d.sync += [loading.eq(1), slot.eq(1)]
+            with m.Elif(loading):
+                m.d.sync += slot.eq(slot + 1)
+                with m.If(slot == S - 1):
+                    m.d.sync += loading.eq(0)
+        seeding = self.load | loading
+        tail = Signal(data.ArrayLayout(unsigned(32), w))
         for l in range(w):
-            m.d.comb += self.value[l].eq(xorshift32_next(self.state[l]))
-        with m.If(self.load):
-            m.d.sync += [self.state[g].eq(lane_seed_expr(self.seed, self.first_lane + g))
-                         for g in range(n)]
-        with m.Elif(self.advance):
+            m.d.comb += [self.value[l].eq(xorshift32_next(self.state[l])),
+                         tail[l].eq(self.value[l])]
+            with m.If(seeding):
+                with m.Switch(Mux(self.load, 0, slot)):
+                    for s in range(S):
+                        with m.Case(s):
+                            m.d.comb += tail[l].eq(
+                                lane_seed_expr(self.seed, self.first_lane + s * w + l))
+        with m.If(seeding | self.advance):
             m.d.sync += [self.state[g].eq(self.state[g + w]) for g in range(n - w)]
-            m.d.sync += [self.state[n - w + l].eq(self.value[l]) for l in range(w)]
+            m.d.sync += [self.state[n - w + l].eq(tail[l]) for l in range(w)]
         return m
