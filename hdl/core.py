@@ -41,6 +41,7 @@ from .readout import Readout, ReadoutUpdatePhase, label_shape, wout_word
 from .scheduler import GroupWalker
 from .spram import SinglePortRAM
 from .trace import trace_word
+from .update import StochasticUpdateLanes, shares_update
 
 __all__ = ["LearningCore"]
 
@@ -173,6 +174,12 @@ class LearningCore(wiring.Component):
         m.submodules.readout = readout = Readout(p)
         m.submodules.gradient = grad = GradientWalk(p)
         m.submodules.update = upd = ReadoutUpdatePhase(p)
+        if shares_update(p):
+            # one weight-update datapath: the gradient walk's in GRADIENT, else the readout's
+            m.submodules.update_lanes = ulanes = StochasticUpdateLanes(
+                p, n, x_shape=signed(max(p.l_bits, p.y_bits)),
+                a_shape=unsigned(max(p.grad_tr_bits, p.tr_bits)),
+                tag_shape=unsigned(max(grad.upd_tag.size, upd.upd_tag.size)))
         if p.otpe:
             m.submodules.normalizer = norm = Normalizer(p)
             m.d.comb += [norm.hyper.eq(h), neuron.recip.eq(norm.recip)]
@@ -537,6 +544,22 @@ class LearningCore(wiring.Component):
         m.d.comb += [host_b.addr.eq(row), host_b.en.eq(1)]
         _drive_read(m, b_rd, [(st_grad, fb_b), (Const(1), host_b)])
         _drive_write(m, b_wr, [(Const(1), host_b_wr)])
+
+        if shares_update(p):
+            m.d.comb += ulanes.shift.eq(Mux(st_grad, h.g_shift, h.go_shift))
+            for unit, active in ((grad, st_grad), (upd, ~st_grad)):
+                ui, uo = unit.upd_i, unit.upd_o
+                with m.If(active):
+                    m.d.comb += [ulanes.i.valid.eq(ui.valid),
+                                 ulanes.i.payload.r.eq(ui.payload.r),
+                                 ulanes.i.payload.w.eq(ui.payload.w),
+                                 ulanes.i.payload.tag.eq(ui.payload.tag)]
+                    for l in range(n):
+                        m.d.comb += [ulanes.i.payload.x[l].eq(ui.payload.x[l]),
+                                     ulanes.i.payload.a[l].eq(ui.payload.a[l])]
+                m.d.comb += [uo.valid.eq(ulanes.o.valid & active),
+                             uo.payload.w.eq(ulanes.o.payload.w),
+                             uo.payload.tag.eq(ulanes.o.payload.tag[:unit.upd_tag.size])]
 
         # -- counters: the increments are registered and added one cycle later; ``busy``
         # stays up for that cycle (every counter moves only while busy, except input_events:

@@ -21,7 +21,7 @@ from .lif import w_addr_width
 from .readout import wout_word, y_word
 from .rng import Xorshift32
 from .trace import grad_trace_word
-from .update import StochasticUpdateLanes
+from .update import StochasticUpdateLanes, shares_update, update_signatures
 
 __all__ = ["LearningSignal", "GradientWalk"]
 
@@ -118,6 +118,8 @@ class GradientWalk(wiring.Component):
     w_rd, w_wr : per-bank weight memory ports, out
     tr_rd : trace read port (``a``, or ``z`` in rule 1: the core selects), out
     rng_state : hidden generator states, out
+    upd_i, upd_o : the synapse update stream to and from the core's shared
+        :class:`hdl.update.StochasticUpdateLanes` (only if :func:`hdl.update.shares_update`)
     """
 
     def __init__(self, p: FixedParams):
@@ -126,6 +128,15 @@ class GradientWalk(wiring.Component):
         self.c_pre = -(-p.n_pre // n)
         self.c_tr = -(-(p.n_in + p.n_hid) // n)
         aw = w_addr_width(p)
+        #: the tag of a synapse update: lane addresses and enables, bank rotation
+        self.upd_tag = data.StructLayout({"addr": data.ArrayLayout(unsigned(aw), n),
+                                          "en": unsigned(n),
+                                          "rot": unsigned(max(ceil_log2(n), 1))})
+        shared = {}
+        if shares_update(p):
+            i_sig, o_sig = update_signatures(p, n, signed(p.l_bits), unsigned(p.grad_tr_bits),
+                                             self.upd_tag)
+            shared = {"upd_i": Out(i_sig), "upd_o": In(o_sig)}
         super().__init__({
             "neurons": In(stream.Signature(data.StructLayout({
                 "j": unsigned(bits_for(p.n_hid)), "flag": unsigned(1),
@@ -140,6 +151,7 @@ class GradientWalk(wiring.Component):
             "tr_rd": Out(memory.ReadPort.Signature(addr_width=ceil_log2(self.c_tr),
                                                    shape=grad_trace_word(p, n))),
             "rng_state": Out(data.ArrayLayout(unsigned(32), n)),
+            **shared,
         })
 
     def elaborate(self, platform):
@@ -148,13 +160,17 @@ class GradientWalk(wiring.Component):
         n, G = p.lanes, p.n_hid // p.lanes
         lb = ceil_log2(n)
         aw = w_addr_width(p)
-        tag = data.StructLayout({"addr": data.ArrayLayout(unsigned(aw), n),
-                                 "en": unsigned(n), "rot": unsigned(max(lb, 1))})
+        tag = self.upd_tag
         m.submodules.signal = lsig = LearningSignal(p)
-        m.submodules.synapses = syn = StochasticUpdateLanes(
-            p, n, x_shape=signed(p.l_bits), a_shape=unsigned(p.grad_tr_bits), tag_shape=tag)
-        m.d.comb += [lsig.hyper.eq(self.hyper), lsig.err.eq(self.err),
-                     syn.shift.eq(self.hyper.g_shift)]
+        m.d.comb += [lsig.hyper.eq(self.hyper), lsig.err.eq(self.err)]
+        if shares_update(p):
+            syn_i, syn_o = self.upd_i, self.upd_o
+        else:
+            m.submodules.synapses = syn = StochasticUpdateLanes(
+                p, n, x_shape=signed(p.l_bits), a_shape=unsigned(p.grad_tr_bits),
+                tag_shape=tag)
+            m.d.comb += syn.shift.eq(self.hyper.g_shift)
+            syn_i, syn_o = syn.i, syn.o
         rngs = []
         for l in range(n):
             rng = Xorshift32(lane=l)
@@ -264,17 +280,17 @@ class GradientWalk(wiring.Component):
             m.d.sync += [t1.addr[l].eq(lane_addr[l]), r1[l].eq(rngs[l].value)]
         m.d.sync += [v2.eq(v1), t2.eq(t1), r2.eq(r1), m2.eq(m1), a2.eq(self.tr_rd.data)]
         m.d.sync += [bank2[b].eq(self.w_rd[b].data) for b in range(n)]
-        m.d.sync += [syn.i.valid.eq(v2), syn.i.payload.tag.eq(t2), syn.i.payload.r.eq(r2),
-                     syn.i.payload.a.eq(a2)]
-        m.d.sync += [syn.i.payload.x[l].eq(m2) for l in range(n)]
+        m.d.sync += [syn_i.valid.eq(v2), syn_i.payload.tag.eq(t2), syn_i.payload.r.eq(r2),
+                     syn_i.payload.a.eq(a2)]
+        m.d.sync += [syn_i.payload.x[l].eq(m2) for l in range(n)]
         for l in range(n):
             with m.Switch(t2.rot):
                 for r in range(n):
                     with m.Case(r):
-                        m.d.sync += syn.i.payload.w[l].eq(bank2[(l + r) % n])
+                        m.d.sync += syn_i.payload.w[l].eq(bank2[(l + r) % n])
 
         # write back (registered once more for a single-port RAM)
-        out = syn.o.payload
+        out = syn_o.payload
         wb = "sync" if single else "comb"
         for b in range(n):
             with m.Switch(out.tag.rot):
@@ -283,6 +299,6 @@ class GradientWalk(wiring.Component):
                         l = (b - r) % n
                         m.d[wb] += [self.w_wr[b].addr.eq(out.tag.addr[l]),
                                     self.w_wr[b].data.eq(out.w[l]),
-                                    self.w_wr[b].en.eq(syn.o.valid & out.tag.en[l])]
+                                    self.w_wr[b].en.eq(syn_o.valid & out.tag.en[l])]
         m.d.comb += self.busy.eq(~front.ongoing("IDLE") | buf_valid | walking | (drain != 0))
         return m

@@ -20,7 +20,7 @@ from .interface import hyper_layout
 from .otpe import ZTraceLanes, z_word
 from .rng import Xorshift32Ring
 from .trace import TraceLanes, trace_word
-from .update import StochasticUpdateLanes
+from .update import StochasticUpdateLanes, shares_update, update_signatures
 
 __all__ = ["wout_word", "y_word", "Readout", "ReadoutUpdatePhase"]
 
@@ -177,6 +177,8 @@ class ReadoutUpdatePhase(wiring.Component):
     s_rd : spike memory read port.
     wout_rd, wout_wr : ``W_out`` memory ports (per-class write enables).
     z_rd, z_wr : ``z`` memory ports, addressed like the trace memory (``otpe`` only).
+    upd_i, upd_o : the weight update stream to and from the core's shared
+        :class:`hdl.update.StochasticUpdateLanes` (only if :func:`hdl.update.shares_update`)
     """
 
     def __init__(self, p: FixedParams):
@@ -185,6 +187,9 @@ class ReadoutUpdatePhase(wiring.Component):
         self.c_tr = -(-(p.n_in + p.n_hid) // n)
         self.out_lanes = p.out_lanes or p.n_out
         self.chunks = -(-p.n_out // self.out_lanes)
+        #: the tag of a W_out update: neuron, class chunk
+        self.upd_tag = data.StructLayout({"j": unsigned(bits_for(p.n_hid)),
+                                          "chunk": unsigned(bits_for(max(self.chunks - 1, 1)))})
         members = {
             "start": In(1), "busy": Out(1), "reseed": In(1),
             "hyper": In(hyper_layout(p)), "err": In(y_word(p)),
@@ -198,6 +203,10 @@ class ReadoutUpdatePhase(wiring.Component):
             "wout_wr": Out(memory.WritePort.Signature(addr_width=ceil_log2(p.n_hid),
                                                       shape=wout_word(p), granularity=1)),
         }
+        if shares_update(p):
+            i_sig, o_sig = update_signatures(p, self.out_lanes, signed(p.y_bits),
+                                             unsigned(p.tr_bits), self.upd_tag)
+            members.update({"upd_i": Out(i_sig), "upd_o": In(o_sig)})
         if p.otpe:
             ta = ceil_log2(self.c_tr)
             members.update({
@@ -219,11 +228,15 @@ class ReadoutUpdatePhase(wiring.Component):
                                   **({"w": wout_word(p)} if C == 1 else {}),
                                   **({"z": unsigned(p.z_bits)} if p.otpe else {})})
         m.submodules.trace = trace = TraceLanes(p, 1, tag_shape=tag1)
-        utag = data.StructLayout({"j": unsigned(bits_for(p.n_hid)),
-                                  "chunk": unsigned(bits_for(max(C - 1, 1)))})
-        m.submodules.update = update = StochasticUpdateLanes(
-            p, ol, x_shape=signed(p.y_bits), a_shape=unsigned(p.tr_bits), tag_shape=utag)
-        m.d.comb += [trace.hyper.eq(self.hyper), update.shift.eq(self.hyper.go_shift)]
+        m.d.comb += trace.hyper.eq(self.hyper)
+        if shares_update(p):
+            upd_i, upd_o = self.upd_i, self.upd_o
+        else:
+            m.submodules.update = update = StochasticUpdateLanes(
+                p, ol, x_shape=signed(p.y_bits), a_shape=unsigned(p.tr_bits),
+                tag_shape=self.upd_tag)
+            m.d.comb += update.shift.eq(self.hyper.go_shift)
+            upd_i, upd_o = update.i, update.o
 
         running = Signal()
         j = Signal(range(p.n_hid + 1))
@@ -273,13 +286,13 @@ class ReadoutUpdatePhase(wiring.Component):
         ]
 
         # the W_out column update, out_lanes classes (one chunk) per cycle
-        u = update.i.payload
+        u = upd_i.payload
         m.submodules.rng = rng = Xorshift32Ring(n, ol, C)
         m.d.comb += [rng.seed.eq(self.hyper.seed), rng.load.eq(self.reseed)]
         if C == 1:
             m.d.comb += self.wout_rd.addr.eq(j)
             m.d.sync += trace.i.payload.tag.w.eq(self.wout_rd.data)
-            m.d.comb += [rng.advance.eq(trace.o.valid), update.i.valid.eq(trace.o.valid),
+            m.d.comb += [rng.advance.eq(trace.o.valid), upd_i.valid.eq(trace.o.valid),
                          u.w.eq(t.w), u.tag.j.eq(t.j), u.r.eq(rng.value)]
             for k in range(p.n_out):
                 m.d.comb += [u.x[k].eq(self.err[k]), u.a[k].eq(a_new)]
@@ -300,7 +313,7 @@ class ReadoutUpdatePhase(wiring.Component):
                 with m.If(chunk == C - 1):
                     m.d.sync += issuing.eq(0)
             m.d.comb += rng.advance.eq(issuing)
-            m.d.sync += [update.i.valid.eq(issuing), u.tag.j.eq(hold_j), u.tag.chunk.eq(chunk),
+            m.d.sync += [upd_i.valid.eq(issuing), u.tag.j.eq(hold_j), u.tag.chunk.eq(chunk),
                          u.r.eq(rng.value)]
             for l in range(ol):
                 m.d.sync += u.a[l].eq(hold_a)
@@ -309,10 +322,10 @@ class ReadoutUpdatePhase(wiring.Component):
                         with m.Case(c):
                             k = min(c * ol + l, p.n_out - 1)
                             m.d.sync += [u.x[l].eq(self.err[k]), u.w[l].eq(hold_w[k])]
-        o = update.o.payload
+        o = upd_o.payload
         for k in range(p.n_out):
             m.d.comb += [self.wout_wr.data[k].eq(o.w[k % ol]),
-                         self.wout_wr.en[k].eq(update.o.valid & (o.tag.chunk == k // ol))]
+                         self.wout_wr.en[k].eq(upd_o.valid & (o.tag.chunk == k // ol))]
         m.d.comb += self.wout_wr.addr.eq(o.tag.j)
         if p.otpe:
             m.submodules.z_trace = ztr = ZTraceLanes(p, 1, tag_shape=src)

@@ -3,7 +3,8 @@
 ``w' = sat_w(w - ((x * a + (r mod 2**shift)) >> shift))`` for every lane. The hidden update
 (:class:`hdl.gradient.GradientWalk`: ``x = m_j``, ``a`` = presynaptic traces ``a_i``, shift
 ``g_shift``) and the readout update (:class:`hdl.readout.ReadoutUpdatePhase`: ``x = err_k``,
-``a = a_hid[j]``, shift ``go_shift``) are both this datapath.
+``a = a_hid[j]``, shift ``go_shift``) are both this datapath: one instance each, or one
+shared instance in the core when ``out_lanes == lanes`` (:func:`shares_update`).
 """
 
 from amaranth.hdl import Module, Signal, signed, unsigned
@@ -13,10 +14,28 @@ from amaranth.lib.wiring import In, Out
 from golden.fixed import FixedParams
 from .arith import low_mask, sat
 
-__all__ = ["StochasticUpdateLanes"]
+__all__ = ["StochasticUpdateLanes", "update_signatures", "shares_update"]
 
 #: Width of a generator draw (``hdl.rng.Xorshift32``).
 DRAW_BITS = 32
+
+
+def update_signatures(p: FixedParams, lanes: int, x_shape, a_shape, tag_shape):
+    """Signatures of the input and the output stream of :class:`StochasticUpdateLanes`."""
+    wl = data.ArrayLayout(signed(p.w_bits), lanes)
+    return (stream.Signature(data.StructLayout({
+                "w": wl, "x": data.ArrayLayout(x_shape, lanes),
+                "a": data.ArrayLayout(a_shape, lanes),
+                "r": data.ArrayLayout(unsigned(DRAW_BITS), lanes), "tag": tag_shape}),
+                always_ready=True),
+            stream.Signature(data.StructLayout({"w": wl, "tag": tag_shape}),
+                             always_ready=True))
+
+
+def shares_update(p: FixedParams) -> bool:
+    """Whether the hidden and the readout update share one datapath (``out_lanes == lanes``:
+    the core owns it; they run in different phases)."""
+    return p.out_lanes == p.lanes
 
 
 class StochasticUpdateLanes(wiring.Component):
@@ -48,17 +67,8 @@ class StochasticUpdateLanes(wiring.Component):
     def __init__(self, p: FixedParams, lanes: int, x_shape, a_shape, tag_shape=unsigned(1)):
         self.p, self.lanes, self.tag_shape = p, lanes, tag_shape
         self.x_shape, self.a_shape = x_shape, a_shape
-        wl = data.ArrayLayout(signed(p.w_bits), lanes)
-        super().__init__({
-            "i": In(stream.Signature(data.StructLayout({
-                "w": wl, "x": data.ArrayLayout(x_shape, lanes),
-                "a": data.ArrayLayout(a_shape, lanes),
-                "r": data.ArrayLayout(unsigned(DRAW_BITS), lanes), "tag": tag_shape}),
-                always_ready=True)),
-            "o": Out(stream.Signature(data.StructLayout({"w": wl, "tag": tag_shape}),
-                                      always_ready=True)),
-            "shift": In(unsigned(p.shift_bits)),
-        })
+        i_sig, o_sig = update_signatures(p, lanes, x_shape, a_shape, tag_shape)
+        super().__init__({"i": In(i_sig), "o": Out(o_sig), "shift": In(unsigned(p.shift_bits))})
 
     def elaborate(self, platform):
         m = Module()
