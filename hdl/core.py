@@ -412,10 +412,10 @@ class LearningCore(wiring.Component):
         # -- argmax: score k registered, then compared with the best so far ------------------
         arg_valid, arg_k = Signal(), Signal(label_shape(p))
         arg_score = Signal(signed(p.score_bits))
-        # one score selector for the argmax (count) and the host read-back (col)
-        score_sel = Signal(signed(p.score_bits))
-        m.d.comb += score_sel.eq(readout.score[Mux(st("ARGMAX"), count, col)])
-        m.d.sync += [arg_valid.eq(st("ARGMAX")), arg_k.eq(count), arg_score.eq(score_sel)]
+        # the readout's class selector: argmax (count), host read-back (col)
+        m.d.comb += readout.at.eq(Mux(st("ARGMAX"), count, col))
+        m.d.sync += [arg_valid.eq(st("ARGMAX")), arg_k.eq(count),
+                     arg_score.eq(readout.score_at)]
         with m.If(arg_valid & ((arg_k == 0) | (arg_score > best))):
             m.d.sync += [best.eq(arg_score), best_k.eq(arg_k)]
 
@@ -431,8 +431,8 @@ class LearningCore(wiring.Component):
             elem[Memory.W_OUT].eq(Mux(host_cols_ok, word_wout[row], 0)),
             elem[Memory.B].eq(Mux(host_rows_ok, word_b[col], 0)),
             elem[Memory.V].eq(Mux(host_v_ok, word_v[col[:lb]] if n > 1 else word_v[0], 0)),
-            elem[Memory.SCORE].eq(Mux(host_k_ok, score_sel, 0)),
-            elem[Memory.Y].eq(Mux(host_k_ok, readout.y[col], 0)),
+            elem[Memory.SCORE].eq(Mux(host_k_ok, readout.score_at, 0)),
+            elem[Memory.Y].eq(Mux(host_k_ok, readout.y_at, 0)),
         ]
         with m.If(st("MEM_SELECT")):
             with m.Switch(cmd.mem):

@@ -80,17 +80,18 @@ class LearningSignal(wiring.Component):
         with m.If(vb):
             m.d.sync += acc.eq(Mux(first_b, 0, acc) + prod)
         m.d.sync += vc.eq(last_b)
-        # learning signal, modulator: shift, saturate, multiply, shift, saturate
-        acc_sh = Signal.like(acc)
+        # learning signal, modulator: shift, saturate, multiply, shift, saturate; one shifter
+        # for both shifts (one neuron in flight: acc at vc, prod2 at vf)
         lsig = Signal(signed(p.l_bits))
         prod2 = Signal(signed(p.l_bits + p.psi_bits + 1))
-        prod2_sh = Signal.like(prod2)
+        shifted = Signal(signed(max(len(acc), len(prod2))))
         vd, ve, vf, vg = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [vd.eq(vc), acc_sh.eq(acc >> h.l_shift)]
-        m.d.sync += [ve.eq(vd), lsig.eq(sat(acc_sh, p.l_bits))]
+        m.d.sync += shifted.eq(Mux(vf, prod2, acc) >> Mux(vf, h.psi_shift, h.l_shift))
+        m.d.sync += [vd.eq(vc)]
+        m.d.sync += [ve.eq(vd), lsig.eq(sat(shifted, p.l_bits))]
         m.d.sync += [vf.eq(ve), prod2.eq(lsig * psi)]
-        m.d.sync += [vg.eq(vf), prod2_sh.eq(prod2 >> h.psi_shift)]
-        m.d.sync += [self.o.valid.eq(vg), self.o.payload.m.eq(sat(prod2_sh, p.l_bits))]
+        m.d.sync += [vg.eq(vf)]
+        m.d.sync += [self.o.valid.eq(vg), self.o.payload.m.eq(sat(shifted, p.l_bits))]
         with m.If(vg):
             m.d.sync += running.eq(0)
         return m

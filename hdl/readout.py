@@ -56,6 +56,11 @@ class Readout(wiring.Component):
     busy : Signal(1), out
     y, err : y_word, out
     score : ArrayLayout(signed(score_bits), n_out), out
+    at : label_shape, in
+        Class selected onto ``y_at`` and ``score_at`` (combinational) while idle; the
+        decay and the finish use the same selectors.
+    y_at : signed(y_bits), out
+    score_at : signed(score_bits), out
     """
 
     def __init__(self, p: FixedParams):
@@ -67,6 +72,8 @@ class Readout(wiring.Component):
             "hyper": In(hyper_layout(p)),
             "y": Out(y_word(p)), "err": Out(y_word(p)),
             "score": Out(data.ArrayLayout(signed(p.score_bits), p.n_out)),
+            "at": In(label_shape(p)),
+            "y_at": Out(signed(p.y_bits)), "score_at": Out(signed(p.score_bits)),
         })
 
     def elaborate(self, platform):
@@ -89,7 +96,8 @@ class Readout(wiring.Component):
             m.d.sync += k.eq(k + 1)
             with m.If(k == K - 1):
                 m.d.sync += decaying.eq(0)
-        m.d.sync += [va.eq(decaying), ka.eq(k), sel.eq(self.y[k])]
+        m.d.comb += self.y_at.eq(self.y[Mux(decaying, k, self.at)])
+        m.d.sync += [va.eq(decaying), ka.eq(k), sel.eq(self.y_at)]
         m.d.sync += [vb.eq(va), kb.eq(ka), prod.eq(sel * h.kappa_q)]
         with m.If(vb):
             with m.Switch(kb):
@@ -105,6 +113,7 @@ class Readout(wiring.Component):
         ol, C = p.out_lanes or K, -(-K // (p.out_lanes or K))
         f1, f2 = Signal(), Signal()  # stage 1 (C cycles), stage 2 valid
         c1, c2 = Signal(range(C)), Signal(range(C))
+        m.d.comb += self.score_at.eq(self.score[Mux(f1, c1 * ol, self.at)])
         if C == 1:
             m.d.sync += f1.eq(self.finish)
         else:
@@ -127,10 +136,13 @@ class Readout(wiring.Component):
                 y2 = Signal(signed(p.y_bits), name=f"y2_{l}")
                 s2 = Signal(signed(p.score_bits), name=f"s2_{l}")
                 m.d.sync += y2.eq(y1)
-                with m.Switch(c1):
-                    for c in range(C):
-                        with m.Case(c):
-                            m.d.sync += s2.eq(self.score[min(c * ol + l, K - 1)])
+                if l == 0:  # through the shared selector
+                    m.d.sync += s2.eq(self.score_at)
+                else:
+                    with m.Switch(c1):
+                        for c in range(C):
+                            with m.Case(c):
+                                m.d.sync += s2.eq(self.score[min(c * ol + l, K - 1)])
             for c in range(C):
                 k = c * ol + l
                 if k >= K:

@@ -304,8 +304,9 @@ def test_identify_status_and_reset():
                         s(Cmd.READ_COUNTERS, b"\x00")])
     info = wire.parse_identify(ack(replies[0], Cmd.IDENTIFY))
     assert info["version"] == wire.PROTOCOL_VERSION
-    assert info["params"] == {k: (bool(v) if k == "recurrent" else v)
-                              for k, v in P.__dict__.items()}
+    # the parameters IDENTIFY carries (not out_lanes, weight_ram: gateware structure only)
+    assert info["params"] == {k: (bool(getattr(P, k)) if k == "recurrent" else getattr(P, k))
+                              for k, _ in wire.PARAM_FIELDS}
     assert info["max_payload"] == MP and info["timeout_cycles"] == TIMEOUT
     assert info["index_bytes"] == 1 and info["weight_bytes"] == 2
     ack(replies[1], Cmd.RESET)
