@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out
 
 from golden.rng import GOLDEN_GAMMA, MASK32, lane_seed
 
-__all__ = ["xorshift32_next", "lane_seed_expr", "Xorshift32", "Xorshift32Ring"]
+__all__ = ["xorshift32_next", "lane_gamma", "lane_seed_expr", "Xorshift32", "Xorshift32Ring"]
 
 
 def xorshift32_next(x) -> Value:
@@ -24,9 +24,15 @@ def xorshift32_next(x) -> Value:
     return x
 
 
-def lane_seed_expr(seed, lane: int) -> Value:
-    """``golden.rng.lane_seed`` as an expression: ``seed ^ gamma*(lane+1)``, 1 instead of 0."""
-    s = Value.cast(seed)[:32] ^ ((GOLDEN_GAMMA * (lane + 1)) & MASK32)
+def lane_gamma(lane: int) -> int:
+    """The constant ``golden.rng.lane_seed`` mixes into the seed of generator ``lane``."""
+    return (GOLDEN_GAMMA * (lane + 1)) & MASK32
+
+
+def lane_seed_expr(seed, gamma) -> Value:
+    """``golden.rng.lane_seed`` as an expression: ``seed ^ gamma``, 1 instead of 0 (``gamma``:
+    ``lane_gamma(lane)``, or an expression selecting one)."""
+    s = Value.cast(seed)[:32] ^ gamma
     return Mux(s == 0, 1, s)
 
 
@@ -70,7 +76,7 @@ class Xorshift32(wiring.Component):
         m = Module()
         m.d.comb += self.value.eq(xorshift32_next(self.state))
         with m.If(self.load):
-            m.d.sync += self.state.eq(lane_seed_expr(self.seed, self.lane))
+            m.d.sync += self.state.eq(lane_seed_expr(self.seed, lane_gamma(self.lane)))
         with m.Elif(self.advance):
             m.d.sync += self.state.eq(self.value)
         return m
@@ -128,14 +134,14 @@ class Xorshift32Ring(wiring.Component):
         seeding = self.load | loading
         tail = Signal(data.ArrayLayout(unsigned(32), w))
         for l in range(w):
+            gamma = Signal(32, name=f"gamma{l}")  # of the lane in the slot being seeded
+            with m.Switch(Mux(self.load, 0, slot)):
+                for s in range(S):
+                    with m.Case(s):
+                        m.d.comb += gamma.eq(lane_gamma(self.first_lane + s * w + l))
             m.d.comb += [self.value[l].eq(xorshift32_next(self.state[l])),
-                         tail[l].eq(self.value[l])]
-            with m.If(seeding):
-                with m.Switch(Mux(self.load, 0, slot)):
-                    for s in range(S):
-                        with m.Case(s):
-                            m.d.comb += tail[l].eq(
-                                lane_seed_expr(self.seed, self.first_lane + s * w + l))
+                         tail[l].eq(Mux(seeding, lane_seed_expr(self.seed, gamma),
+                                        self.value[l]))]
         with m.If(seeding | self.advance):
             m.d.sync += [self.state[g].eq(self.state[g + w]) for g in range(n - w)]
             m.d.sync += [self.state[n - w + l].eq(tail[l]) for l in range(w)]
