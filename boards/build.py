@@ -481,7 +481,10 @@ def _parse_override(text: str):
     value = value.strip()
     if value.lower() in ("true", "false"):
         return name.strip(), value.lower() == "true"
-    return name.strip(), int(value, 0)
+    try:
+        return name.strip(), int(value, 0)
+    except ValueError:
+        return name.strip(), value  # a string parameter (weight_ram)
 
 
 def main(argv=None) -> int:

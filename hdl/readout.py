@@ -174,7 +174,7 @@ class ReadoutUpdatePhase(wiring.Component):
 
     ``a_hid[j] = usat(decay(a_hid[j]) + one * s_j)`` then the ``W_out`` column ``j`` update,
     ``out_lanes`` classes per cycle (``chunks = ceil(n_out / out_lanes)`` cycles, class chunk
-    ``c`` written with the byte enables of its classes); readout generator ``k`` advances
+    ``c`` written with the enables of its classes); readout generator ``k`` advances
     once per neuron (:class:`hdl.rng.Xorshift32Ring`). Runs only in learning steps. With
     ``otpe`` the new ``a_hid[j]`` then updates ``z_hid[j]`` (:class:`hdl.otpe.ZTraceLanes`).
 

@@ -67,8 +67,12 @@ def parse_params(text: str | None, base: FixedParams | None = None) -> FixedPara
             if not sep or key not in names:
                 raise ValueError(f"--params items must be name=value with name one of "
                                  f"{sorted(names)}, not {item!r}")
-            values[key] = (value.strip().lower() in ("1", "true", "yes")
-                           if key == "recurrent" else int(value, 0))
+            if key == "recurrent":
+                values[key] = value.strip().lower() in ("1", "true", "yes")
+            elif key == "weight_ram":
+                values[key] = value.strip()
+            else:
+                values[key] = int(value, 0)
     return FixedParams(**values)
 
 
