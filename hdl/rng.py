@@ -7,7 +7,7 @@ generators of a serialised readout update (``out_lanes < n_out``) share one data
 """
 
 from amaranth.hdl import Module, Mux, Signal, Value, unsigned
-from amaranth.lib import data, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.rng import GOLDEN_GAMMA, MASK32, lane_seed
@@ -85,45 +85,45 @@ class Xorshift32(wiring.Component):
 class Xorshift32Ring(wiring.Component):
     """``width * slots`` generators used ``width`` at a time, in a fixed cyclic order.
 
-    Generators ``first_lane + s*width + l`` (slot ``s``, lane ``l``) sit in a ring of slots;
-    only the head slot has the xorshift logic. Each ``advance`` uses the head (``value``
-    is its next output), writes the new states to the tail and rotates the ring by one slot,
-    so ``slots`` advances use every generator once and restore the order. A ``load`` also
-    goes through the tail: it shifts in the lane seeds of slot 0 in its cycle and of slots
-    1 .. ``slots - 1`` in the following cycles.
+    Generators ``first_lane + s*width + l`` (slot ``s``, lane ``l``) are used slot after
+    slot: each ``advance`` uses the current slot (``value`` is its next output), stores the
+    new states and moves to the next slot, so ``slots`` advances use every generator once.
+    Only one slot has the xorshift logic. One slot: registers; more: a memory of ``slots``
+    words (block RAM on the FPGA) whose read port already holds the current slot. A ``load``
+    writes the lane seeds of slot 0 in its cycle and of slots 1 .. ``slots - 1`` in the
+    following cycles and restarts at slot 0. The memory starts with the seeds of
+    ``reset_seed`` but, unlike registers, keeps its states through a reset: ``load`` then.
 
     Interface attributes
     --------------------
     seed : Signal(32), in
         Held for ``slots`` cycles from ``load``.
     load : Signal(1), in
-        Reload every generator from ``lane_seed(seed, lane)``: only while the ring is in
-        order (a multiple of ``slots`` advances since the last load), and no ``advance``
-        in that cycle or the ``slots - 1`` cycles after it.
+        Reload every generator from ``lane_seed(seed, lane)``; no ``advance`` in that cycle
+        or the ``slots - 1`` cycles after it.
     advance : Signal(1), in
     value : ArrayLayout(unsigned(32), width), out
-        ``xorshift32`` of the head slot (combinational).
-    state : ArrayLayout(unsigned(32), width * slots), out
-        The generator states, in generator order while the ring is in order.
+        ``xorshift32`` of the current slot (combinational).
     """
 
     def __init__(self, first_lane: int, width: int, slots: int, reset_seed: int = 1):
         self.first_lane, self.width, self.slots = first_lane, width, slots
-        n = width * slots
+        self.reset_seed = reset_seed
         super().__init__({
             "seed":    In(32),
             "load":    In(1),
             "advance": In(1),
             "value":   Out(data.ArrayLayout(unsigned(32), width)),
-            "state":   Out(data.ArrayLayout(unsigned(32), n), init=[
-                lane_seed(reset_seed, first_lane + g) for g in range(n)]),
         })
 
     def elaborate(self, platform):
         m = Module()
-        w, S, n = self.width, self.slots, self.width * self.slots
+        w, S = self.width, self.slots
+        word = data.ArrayLayout(unsigned(32), w)
+        seeds = [[lane_seed(self.reset_seed, self.first_lane + s * w + l) for l in range(w)]
+                 for s in range(S)]
         loading = Signal()
-        slot = Signal(range(S))  # slot whose seeds are shifted in
+        slot = Signal(range(S))  # slot whose seeds are written
         if S > 1:
             with m.If(self.load):
                 m.d.sync += [loading.eq(1), slot.eq(1)]
@@ -132,17 +132,32 @@ class Xorshift32Ring(wiring.Component):
                 with m.If(slot == S - 1):
                     m.d.sync += loading.eq(0)
         seeding = self.load | loading
-        tail = Signal(data.ArrayLayout(unsigned(32), w))
+        seed_slot = Mux(self.load, 0, slot)
+        head, new = Signal(word), Signal(word)  # current slot; what is stored
         for l in range(w):
             gamma = Signal(32, name=f"gamma{l}")  # of the lane in the slot being seeded
-            with m.Switch(Mux(self.load, 0, slot)):
+            with m.Switch(seed_slot):
                 for s in range(S):
                     with m.Case(s):
                         m.d.comb += gamma.eq(lane_gamma(self.first_lane + s * w + l))
-            m.d.comb += [self.value[l].eq(xorshift32_next(self.state[l])),
-                         tail[l].eq(Mux(seeding, lane_seed_expr(self.seed, gamma),
-                                        self.value[l]))]
-        with m.If(seeding | self.advance):
-            m.d.sync += [self.state[g].eq(self.state[g + w]) for g in range(n - w)]
-            m.d.sync += [self.state[n - w + l].eq(tail[l]) for l in range(w)]
+            m.d.comb += [self.value[l].eq(xorshift32_next(head[l])),
+                         new[l].eq(Mux(seeding, lane_seed_expr(self.seed, gamma),
+                                       self.value[l]))]
+        if S == 1:
+            state = Signal(word, init=seeds[0])
+            m.d.comb += head.eq(state)
+            with m.If(seeding | self.advance):
+                m.d.sync += state.eq(new)
+            return m
+        m.submodules.states = mem = memory.Memory(shape=word, depth=S, init=seeds,
+                                                  attrs={"ram_style": "block"})
+        rd, wr = mem.read_port(), mem.write_port()
+        cur, nxt = Signal(range(S)), Signal(range(S))
+        m.d.comb += [
+            nxt.eq(Mux(seeding, 0, Mux(self.advance, Mux(cur == S - 1, 0, cur + 1), cur))),
+            rd.addr.eq(nxt), head.eq(rd.data),
+            wr.addr.eq(Mux(seeding, seed_slot, cur)), wr.data.eq(new),
+            wr.en.eq(seeding | self.advance),
+        ]
+        m.d.sync += cur.eq(nxt)
         return m
