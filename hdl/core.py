@@ -32,12 +32,13 @@ from golden.fixed import FixedParams
 from .arith import sat
 from .gradient import GradientWalk
 from .interface import (ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, core_members,
-                        mem_cmd_layout)
+                        mem_cmd_layout, token_layout)
 from .lif import (NeuronPhase, SynapticAccumulator, acc_word, group_entry, psi_word, v_word,
                   w_addr_width)
 from .otpe import Normalizer, gsum_word, z_word
 from .readout import Readout, ReadoutUpdatePhase, label_shape, wout_word
 from .scheduler import GroupWalker
+from .skid import SkidBuffer
 from .trace import trace_word
 
 __all__ = ["LearningCore"]
@@ -83,11 +84,13 @@ class LearningCore(wiring.Component):
     Interface attributes
     --------------------
     tokens : stream of token_layout, in
-        EVENT(value = input index) / STEP / START(value = label, learn) / END.
+        EVENT(value = input index) / STEP / START(value = label, learn) / END. Taken into a
+        register slice (``ready`` is a flip-flop); the core acts on a token a cycle later.
     result : stream of result_layout, out
         One prediction per END token.
     mem_cmd : stream of mem_cmd_layout, in
-        Host read/write of ``W, W_OUT, B`` and read of ``V, SCORE, Y``.
+        Host read/write of ``W, W_OUT, B`` and read of ``V, SCORE, Y`` (through a register
+        slice like ``tokens``).
     mem_rsp : stream of signed(32), out
         One response per read command (0 for an index out of range).
     hyper : hyper_layout, in
@@ -99,8 +102,8 @@ class LearningCore(wiring.Component):
         cycle after the event they count.
     clear_counters : Signal(1), in
     busy : Signal(1), out
-        A step, sample operation or memory command is in progress, or a counter update is
-        pending (one cycle after either).
+        A step, sample operation or memory command is in progress, a counter update is
+        pending (one cycle after either), or a token or command waits in an input slice.
 
     Raises
     ------
@@ -166,6 +169,13 @@ class LearningCore(wiring.Component):
             m.submodules.normalizer = norm = Normalizer(p)
             m.d.comb += [norm.hyper.eq(h), neuron.recip.eq(norm.recip)]
 
+        # tokens and memory commands enter through register slices (registered ready)
+        m.submodules.token_in = token_in = SkidBuffer(token_layout())
+        m.submodules.cmd_in = cmd_in = SkidBuffer(mem_cmd_layout())
+        wiring.connect(m, wiring.flipped(self.tokens), token_in.i)
+        wiring.connect(m, wiring.flipped(self.mem_cmd), cmd_in.i)
+        tokens, mem_cmd = token_in.o, cmd_in.o
+
         label = Signal(label_shape(p))
         learn = Signal()
         bitmap = Signal(c_in * n)
@@ -214,14 +224,14 @@ class LearningCore(wiring.Component):
         best = Signal(signed(p.score_bits))
         best_k = Signal(label_shape(p))
         rd_fire = Signal()  # readout: a W_out column read last cycle
-        settled = Signal()  # idle with no counter update pending (``busy`` low)
+        settled = Signal()  # idle with no counter update pending
 
         inc = {name: Signal(COUNTER_BITS, name=f"inc_{name}") for name in ALL_COUNTERS}
         m.d.comb += [inc["syn_ops"].eq(Mux(acc.row_added, p.n_hid, 0)),
                      inc["spikes"].eq(neuron.spikes_inc), inc["active"].eq(neuron.active_inc),
                      inc["weight_updates"].eq(neuron.wu_inc)]
 
-        tok = self.tokens.payload
+        tok = tokens.payload
         idx = tok.value
         ev_new = (idx < p.n_in) & ~bitmap.bit_select(idx, 1)
 
@@ -238,20 +248,23 @@ class LearningCore(wiring.Component):
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                with m.If(self.tokens.valid):
+                with m.If(tokens.valid):
                     with m.Switch(tok.kind):
+                        # event mode: every EVENT goes to the accumulator, which walks the
+                        # row of one seen before (or out of range) without adding it; so
+                        # ``ready`` does not wait for the bitmap look-up (timing)
                         with m.Case(TokenKind.EVENT):
-                            with m.If(ev_new & ~h.dense):
+                            with m.If(~h.dense):
                                 m.d.comb += [acc.rows.valid.eq(1), acc.rows.payload.row.eq(idx),
-                                             acc.rows.payload.add.eq(1),
-                                             self.tokens.ready.eq(acc.rows.ready)]
+                                             acc.rows.payload.add.eq(ev_new),
+                                             tokens.ready.eq(acc.rows.ready)]
                             with m.Else():
-                                m.d.comb += self.tokens.ready.eq(1)
-                            with m.If(ev_new & self.tokens.ready):
+                                m.d.comb += tokens.ready.eq(1)
+                            with m.If(ev_new & tokens.ready):
                                 m.d.sync += bitmap.bit_select(idx, 1).eq(1)
                                 m.d.comb += inc["input_events"].eq(1)
                         with m.Case(TokenKind.STEP):
-                            m.d.comb += self.tokens.ready.eq(step_ok)
+                            m.d.comb += tokens.ready.eq(step_ok)
                             with m.If(step_ok):
                                 if p.otpe:
                                     m.d.comb += norm.start.eq(1)
@@ -264,7 +277,7 @@ class LearningCore(wiring.Component):
                                 with m.Else():
                                     start_step_tail()
                         with m.Case(TokenKind.START):
-                            m.d.comb += self.tokens.ready.eq(settled)
+                            m.d.comb += tokens.ready.eq(settled)
                             with m.If(settled):
                                 m.d.sync += [label.eq(idx), learn.eq(tok.learn), bitmap.eq(0),
                                              count.eq(0)]
@@ -273,16 +286,16 @@ class LearningCore(wiring.Component):
                                     m.d.comb += norm.clear.eq(1)
                                 m.next = "CLEAR"
                         with m.Case(TokenKind.END):
-                            m.d.comb += self.tokens.ready.eq(settled)
+                            m.d.comb += tokens.ready.eq(settled)
                             with m.If(settled):
                                 m.d.sync += count.eq(0)
                                 m.next = "ARGMAX"
-                with m.Elif(self.mem_cmd.valid & settled):
-                    m.d.comb += self.mem_cmd.ready.eq(1)
-                    new = self.mem_cmd.payload
+                with m.Elif(mem_cmd.valid & settled):
+                    m.d.comb += mem_cmd.ready.eq(1)
+                    new = mem_cmd.payload
                     m.d.sync += [cmd.eq(new), host_w_addr.eq(new.col * G + (new.row >> lb)),
                                  host_col_addr.eq(Mux(new.mem == Memory.B, new.row, new.col))]
-                    with m.If(self.mem_cmd.payload.write):
+                    with m.If(mem_cmd.payload.write):
                         m.next = "MEM_WRITE"
                     with m.Else():
                         m.next = "MEM_READ"
@@ -524,11 +537,12 @@ class LearningCore(wiring.Component):
         # -- counters: the increments are registered and added one cycle later; ``busy``
         # stays up for that cycle (every counter moves only while busy, except input_events:
         # a new EVENT taken while idle). Tokens other than EVENT and memory commands are
-        # taken only when ``busy`` is low.
+        # taken from the slices only when ``settled``.
         busy, pending = Signal(), Signal()
         m.d.comb += busy.eq(~st("IDLE") | acc.busy)
         m.d.sync += pending.eq(busy | (inc["input_events"] != 0))
-        m.d.comb += [self.busy.eq(busy | pending), settled.eq(~self.busy)]
+        m.d.comb += [settled.eq(~busy & ~pending),
+                     self.busy.eq(busy | pending | tokens.valid | mem_cmd.valid)]
         m.d.comb += [
             inc["cyc_accumulate"].eq(in_acc | (st("IDLE") & acc.busy)),
             inc["cyc_neuron"].eq(st_neuron | (st("NORM_WAIT") if p.otpe else 0)),
