@@ -38,6 +38,7 @@ from host.protocol import Cmd, Nak
 
 from .interface import (ALL_COUNTERS, Memory, TokenKind, counters_layout, hyper_layout,
                         mem_cmd_layout, result_layout, token_layout)
+from .skid import SkidBuffer
 
 __all__ = ["crc16_update", "Deframer", "Framer", "BufferReader", "CommandProcessor",
            "ProtocolEngine", "frame_desc_layout", "reply_layout"]
@@ -139,8 +140,10 @@ class Deframer(wiring.Component):
 
         win = Signal(7 * 8)
         b = [win[8 * k:8 * k + 8] for k in range(7)]
-        hdr_crc = crc16_update(Const(0xFFFF, 16), b[2:6])
-        match = (b[0] == 0xA5) & (b[1] == 0x5A) & (hdr_crc[:8] == b[6])
+        # header check over two cycles: HDR_CRC registers the CRC and the sync bytes' match
+        hdr_crc = Signal(16)
+        sync_ok = Signal()
+        match = sync_ok & (hdr_crc[:8] == b[6])
         hdr_len = Cat(b[2], b[3])
 
         length = Signal(16)
@@ -194,11 +197,15 @@ class Deframer(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     m.d.sync += [win.eq(Cat(win[8:], self.i.payload)), idle.eq(0)]
-                    m.next = "CHECK"
+                    m.next = "HDR_CRC"
                 with m.Elif(idle == self.timeout_cycles):
                     m.d.sync += [win.eq(0), idle.eq(0)]
                 with m.Else():
                     m.d.sync += idle.eq(idle + 1)
+            with m.State("HDR_CRC"):
+                m.d.sync += [hdr_crc.eq(crc16_update(Const(0xFFFF, 16), b[2:6])),
+                             sync_ok.eq((b[0] == 0xA5) & (b[1] == 0x5A))]
+                m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If(match):
                     m.d.sync += [
@@ -494,6 +501,9 @@ class CommandProcessor(wiring.Component):
         ridx = Signal(6)
         rn = Signal(range(64 + 1))
         small = Signal(32)
+        # the reply byte at ridx, registered: valid (src_ok) the cycle after ridx changed
+        src_q = Signal(8)
+        src_ok = Signal()
         then_mem = Signal()
         clear_after = Signal()
         rp_valid = Signal()
@@ -527,7 +537,8 @@ class CommandProcessor(wiring.Component):
             m.next = then or ("FINISH" if isinstance(length, int) and length == 0 else "SEND")
 
         def send(src, n, value=None, then_memory=False):
-            m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory)]
+            m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory),
+                         src_ok.eq(0)]
             if value is not None:
                 m.d.sync += small.eq(value)
 
@@ -628,6 +639,7 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += src_byte.eq(status_bytes[ridx])
             with m.Case(SRC_COUNTERS):
                 m.d.comb += src_byte.eq(counter_bytes[ridx[:2]])
+        m.d.sync += [src_q.eq(src_byte), src_ok.eq(1)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -1102,10 +1114,10 @@ class CommandProcessor(wiring.Component):
                     with m.Else():
                         m.next = "FINISH"
                 with m.Else():
-                    m.d.comb += [self.reply_data.valid.eq(1),
-                                 self.reply_data.payload.eq(src_byte)]
-                    with m.If(self.reply_data.ready):
-                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1)]
+                    m.d.comb += [self.reply_data.valid.eq(src_ok),
+                                 self.reply_data.payload.eq(src_q)]
+                    with m.If(src_ok & self.reply_data.ready):
+                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1), src_ok.eq(0)]
 
             with m.State("FINISH"):
                 with m.If(~rp_valid):
@@ -1147,6 +1159,9 @@ class ProtocolEngine(wiring.Component):
         m.submodules.proc = proc = CommandProcessor(self.p, max_payload=self.max_payload,
                                                     identify=self.identify)
         m.submodules.framer = fr = Framer()
+        # register slices: reply bytes into the framer (its CRC), frame bytes out
+        m.submodules.reply_slice = reply_slice = SkidBuffer(8)
+        m.submodules.out_slice = out_slice = SkidBuffer(8)
         m.submodules.buf = buf = memory.Memory(shape=8, depth=2 * self.max_payload, init=[])
         wp = buf.write_port()
         rp = buf.read_port()
@@ -1157,8 +1172,10 @@ class ProtocolEngine(wiring.Component):
         connect(m, flipped(self.i), dfr.i)
         connect(m, dfr.frame, proc.frame)
         connect(m, proc.reply, fr.start)
-        connect(m, proc.reply_data, fr.i)
-        connect(m, fr.o, flipped(self.o))
+        connect(m, proc.reply_data, reply_slice.i)
+        connect(m, reply_slice.o, fr.i)
+        connect(m, fr.o, out_slice.i)
+        connect(m, out_slice.o, flipped(self.o))
         for name in ("tokens", "mem_cmd"):
             connect(m, getattr(proc, name), flipped(getattr(self, name)))
         for name in ("result", "mem_rsp"):
