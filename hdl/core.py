@@ -235,18 +235,30 @@ class LearningCore(wiring.Component):
         idx = tok.value
         ev_new = (idx < p.n_in) & ~bitmap.bit_select(idx, 1)
 
+        # one-hot copy of the sequencer state, registered with it (``st``): the memory port
+        # multiplexers select on flip-flops instead of decoding the binary state
+        state_bit = {"IDLE": 0}
+        onehot = Signal(64, init=1)
+
+        def goto(state):
+            m.next = state
+            m.d.sync += onehot.eq(1 << state_bit.setdefault(state, len(state_bit)))
+
+        def st(state):
+            return onehot[state_bit[state]]
+
         def start_step_tail(next_from_acc=True):
             """After the accumulation phases: the neuron pass (with otpe: once recip is ready)."""
             if p.otpe:
-                m.next = "NORM_WAIT"
+                goto("NORM_WAIT")
             else:
                 m.d.comb += neuron.start.eq(1)
-                m.next = "NEURON"
+                goto("NEURON")
 
         # a STEP token waits until the core has settled (and for the normalizer, which it starts)
         step_ok = settled & ~norm.busy if p.otpe else settled
 
-        with m.FSM() as fsm:
+        with m.FSM():
             with m.State("IDLE"):
                 with m.If(tokens.valid):
                     with m.Switch(tok.kind):
@@ -270,10 +282,10 @@ class LearningCore(wiring.Component):
                                     m.d.comb += norm.start.eq(1)
                                 with m.If(h.dense):
                                     m.d.sync += count.eq(0)
-                                    m.next = "ACC_DENSE"
+                                    goto("ACC_DENSE")
                                 with m.Elif(Const(p.recurrent)):
                                     m.d.comb += spk_walk.start.eq(1)
-                                    m.next = "ACC_REC"
+                                    goto("ACC_REC")
                                 with m.Else():
                                     start_step_tail()
                         with m.Case(TokenKind.START):
@@ -284,21 +296,21 @@ class LearningCore(wiring.Component):
                                 m.d.comb += [readout.clear.eq(1), neuron.clear.eq(1)]
                                 if p.otpe:
                                     m.d.comb += norm.clear.eq(1)
-                                m.next = "CLEAR"
+                                goto("CLEAR")
                         with m.Case(TokenKind.END):
                             m.d.comb += tokens.ready.eq(settled)
                             with m.If(settled):
                                 m.d.sync += count.eq(0)
-                                m.next = "ARGMAX"
+                                goto("ARGMAX")
                 with m.Elif(mem_cmd.valid & settled):
                     m.d.comb += mem_cmd.ready.eq(1)
                     new = mem_cmd.payload
                     m.d.sync += [cmd.eq(new), host_w_addr.eq(new.col * G + (new.row >> lb)),
                                  host_col_addr.eq(Mux(new.mem == Memory.B, new.row, new.col))]
                     with m.If(mem_cmd.payload.write):
-                        m.next = "MEM_WRITE"
+                        goto("MEM_WRITE")
                     with m.Else():
-                        m.next = "MEM_READ"
+                        goto("MEM_READ")
 
             # dense mode: every input row, adding only those that spiked
             with m.State("ACC_DENSE"):
@@ -309,9 +321,9 @@ class LearningCore(wiring.Component):
                     with m.If(count == p.n_in - 1):
                         if p.recurrent:
                             m.d.comb += spk_walk.start.eq(1)
-                            m.next = "ACC_REC"
+                            goto("ACC_REC")
                         else:
-                            m.next = "ACC_DRAIN"
+                            goto("ACC_DRAIN")
             # recurrent sources: previous spikes (all hidden neurons in dense mode)
             with m.State("ACC_REC"):
                 m.d.comb += [acc.rows.valid.eq(spk_walk.o.valid),
@@ -319,7 +331,7 @@ class LearningCore(wiring.Component):
                              acc.rows.payload.add.eq(spk_walk.o.payload.flag),
                              spk_walk.o.ready.eq(acc.rows.ready)]
                 with m.If(~spk_walk.busy):
-                    m.next = "ACC_DRAIN"
+                    goto("ACC_DRAIN")
             with m.State("ACC_DRAIN"):
                 with m.If(~acc.busy):
                     start_step_tail()
@@ -327,84 +339,84 @@ class LearningCore(wiring.Component):
                 with m.State("NORM_WAIT"):   # rule 0 does not use recip: no wait
                     with m.If(~norm.busy | ~h.rule):
                         m.d.comb += neuron.start.eq(1)
-                        m.next = "NEURON"
+                        goto("NEURON")
             with m.State("NEURON"):
                 with m.If(~neuron.busy):
                     m.d.comb += readout.start.eq(1)
-                    m.next = "READOUT_DECAY"
+                    goto("READOUT_DECAY")
             with m.State("READOUT_DECAY"):
                 with m.If(~readout.busy):
                     m.d.comb += spk_walk.start.eq(1)
-                    m.next = "READOUT_ADD"
+                    goto("READOUT_ADD")
             with m.State("READOUT_ADD"):
                 m.d.comb += spk_walk.o.ready.eq(1)
                 with m.If(~spk_walk.busy):
-                    m.next = "READOUT_TAIL"
+                    goto("READOUT_TAIL")
             with m.State("READOUT_TAIL"):
                 m.d.comb += readout.finish.eq(1)
-                m.next = "READOUT_FINISH"
+                goto("READOUT_FINISH")
             with m.State("READOUT_FINISH"):
                 with m.If(~readout.busy):
                     with m.If(learn):
                         m.d.comb += act_walk.start.eq(1)
-                        m.next = "GRADIENT"
+                        goto("GRADIENT")
                     with m.Else():
-                        m.next = "STEP_DONE"
+                        goto("STEP_DONE")
             with m.State("GRADIENT"):
                 wiring.connect(m, act_walk.o, grad.neurons)
                 with m.If(~act_walk.busy & ~grad.busy):
                     m.d.comb += upd.start.eq(1)
-                    m.next = "TRACE"
+                    goto("TRACE")
             with m.State("TRACE"):
                 with m.If(~upd.busy):
-                    m.next = "STEP_DONE"
+                    goto("STEP_DONE")
             with m.State("STEP_DONE"):
                 m.d.sync += bitmap.eq(0)
                 m.d.comb += inc["steps"].eq(1)
                 with m.If(learn):
                     m.d.comb += inc["readout_updates"].eq(p.n_out * p.n_hid)
-                m.next = "IDLE"
+                goto("IDLE")
 
             with m.State("CLEAR"):
                 m.d.sync += count.eq(count + 1)
                 with m.If(count == max(G, c_tr) - 1):
-                    m.next = "IDLE"
+                    goto("IDLE")
             with m.State("ARGMAX"):
                 m.d.sync += count.eq(count + 1)
                 with m.If(count == p.n_out - 1):
-                    m.next = "ARGMAX_LAST"
+                    goto("ARGMAX_LAST")
             with m.State("ARGMAX_LAST"):  # the last score is compared
-                m.next = "RESULT"
+                goto("RESULT")
             with m.State("RESULT"):
                 m.d.comb += [self.result.valid.eq(1),
                              self.result.payload.prediction.eq(best_k)]
                 with m.If(self.result.ready):
                     m.d.comb += inc["samples"].eq(1)
-                    m.next = "IDLE"
+                    goto("IDLE")
 
             with m.State("MEM_WRITE"):
-                m.next = "IDLE"
+                goto("IDLE")
             # host read-back pipeline (below): read, word registers, element registers, rsp
             with m.State("MEM_READ"):
-                m.next = "MEM_WAIT"
+                goto("MEM_WAIT")
             with m.State("MEM_WAIT"):
-                m.next = "MEM_ELEM"
+                goto("MEM_ELEM")
             with m.State("MEM_ELEM"):
-                m.next = "MEM_SELECT"
+                goto("MEM_SELECT")
             with m.State("MEM_SELECT"):
-                m.next = "MEM_RESP"
+                goto("MEM_RESP")
             with m.State("MEM_RESP"):
                 m.d.comb += [self.mem_rsp.valid.eq(1), self.mem_rsp.payload.eq(rsp)]
                 with m.If(self.mem_rsp.ready):
-                    m.next = "IDLE"
+                    goto("IDLE")
 
-        st = fsm.ongoing
 
         # -- argmax: score k registered, then compared with the best so far ------------------
         arg_valid, arg_k = Signal(), Signal(label_shape(p))
         arg_score = Signal(signed(p.score_bits))
-        m.d.sync += [arg_valid.eq(st("ARGMAX")), arg_k.eq(count),
-                     arg_score.eq(readout.score[count])]
+        k_count = count[:len(arg_k)]
+        m.d.sync += [arg_valid.eq(st("ARGMAX")), arg_k.eq(k_count),
+                     arg_score.eq(readout.score[k_count])]
         with m.If(arg_valid & ((arg_k == 0) | (arg_score > best))):
             m.d.sync += [best.eq(arg_score), best_k.eq(arg_k)]
 
