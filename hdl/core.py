@@ -272,8 +272,9 @@ class LearningCore(wiring.Component):
                                              tokens.ready.eq(acc.rows.ready)]
                             with m.Else():
                                 m.d.comb += tokens.ready.eq(1)
-                            with m.If(ev_new & tokens.ready):
+                            with m.If(tokens.ready & (idx < p.n_in)):  # (again if seen)
                                 m.d.sync += bitmap.bit_select(idx, 1).eq(1)
+                            with m.If(ev_new & tokens.ready):
                                 m.d.comb += inc["input_events"].eq(1)
                         with m.Case(TokenKind.STEP):
                             m.d.comb += tokens.ready.eq(step_ok)

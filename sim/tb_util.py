@@ -96,10 +96,17 @@ class CoreDriver:
             await FallingEdge(dut.busy)
             await FallingEdge(dut.clk)
 
-    async def run_sample(self, raster, label: int, learn: bool, rng=None) -> int:
+    async def run_sample(self, raster, label: int, learn: bool, rng=None,
+                         noise: bool = False) -> int:
+        """START, the events of each step (shuffled with ``rng``) and STEP, then END. With
+        ``noise`` every step also repeats some of its events and sends indices ``>= n_in``,
+        which the core must ignore."""
         await self.token(TokenKind.START, label, int(learn))
         for row in np.asarray(raster):
             events = np.flatnonzero(row)
+            if noise:
+                extra = [self.p.n_in, (1 << 12) - 1] + list(events[::2])
+                events = np.concatenate([events, np.array(extra, dtype=events.dtype)])
             if rng is not None:
                 events = rng.permutation(events)
             for i in events:
