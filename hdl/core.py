@@ -126,13 +126,18 @@ class LearningCore(wiring.Component):
         c_tr = -(-(p.n_in + p.n_hid) // n)
 
         # -- memories -------------------------------------------------------------------
-        def mem(name, shape, depth, granularity=None, rw_free=False):
+        def mem(name, shape, depth, granularity=None, rw_free=False, block=False):
             """Read and write port of a new memory. ``rw_free``: no word is read in the cycle
             it is written (or that read data is unused); the read port is then an asynchronous
             read and a data register (same timing), which lets synthesis (``no_rw_check``)
-            skip the read-during-write emulation logic after a block RAM."""
+            skip the read-during-write emulation logic after a block RAM. ``block``: a block
+            RAM even when shallow (ECP5: a wide distributed RAM spreads its write enable and
+            address over dozens of slices all over the chip)."""
+            attrs = {"no_rw_check": 1} if rw_free else {}
+            if block:
+                attrs["ram_style"] = "block"
             m.submodules[name] = mm = memory.Memory(
-                shape=shape, depth=depth, init=[], attrs={"no_rw_check": 1} if rw_free else None)
+                shape=shape, depth=depth, init=[], attrs=attrs or None)
             wr = mm.write_port(granularity=granularity)
             if not rw_free:
                 return mm.read_port(), wr
@@ -146,15 +151,15 @@ class LearningCore(wiring.Component):
         w_ports = [mem(f"w{b}", signed(p.w_bits), p.n_pre * G, rw_free=True) for b in range(n)]
         wout_rd, wout_wr = mem("w_out", wout_word(p), p.n_hid, granularity=1, rw_free=True)
         b_rd, b_wr = mem("b", wout_word(p), p.n_hid, granularity=1, rw_free=True)
-        v_rd, v_wr = mem("v", v_word(p), G, rw_free=True)
-        i_rd, i_wr = mem("i", acc_word(p), G, rw_free=True)
+        v_rd, v_wr = mem("v", v_word(p), G, rw_free=True, block=True)
+        i_rd, i_wr = mem("i", acc_word(p), G, rw_free=True, block=True)
         s_rd, s_wr = mem("s", unsigned(n), G, rw_free=True)
         psi_rd, psi_wr = mem("psi", psi_word(p), G, rw_free=True)
         tr_rd, tr_wr = mem("trace", trace_word(p, n), c_tr, granularity=1)
         spk_rd, spk_wr = mem("spikes", group_entry(p, unsigned(n)), G, rw_free=True)
         act_rd, act_wr = mem("actives", group_entry(p, psi_word(p)), G, rw_free=True)
         if p.otpe:
-            gsum_rd, gsum_wr = mem("gsum", gsum_word(p), G)
+            gsum_rd, gsum_wr = mem("gsum", gsum_word(p), G, block=True)
             z_rd, z_wr = mem("z", z_word(p, n), c_tr, granularity=1)
 
         # -- units ----------------------------------------------------------------------
