@@ -238,7 +238,14 @@ class LearningCore(wiring.Component):
 
         tok = tokens.payload
         idx = tok.value
-        ev_new = (idx < p.n_in) & ~bitmap.bit_select(idx, 1)
+        # an accepted EVENT sets its bitmap bit one cycle later (set_valid, set_idx: the wide
+        # enable comes from flip-flops); until then the look-up sees it through set_idx
+        set_valid, set_idx = Signal(), Signal.like(idx)
+        m.d.sync += set_valid.eq(0)
+        with m.If(set_valid):
+            m.d.sync += bitmap.bit_select(set_idx, 1).eq(1)
+        ev_new = ((idx < p.n_in) & ~bitmap.bit_select(idx, 1)
+                  & ~(set_valid & (set_idx == idx)))
 
         # one-hot copy of the sequencer state, registered with it (``st``): the memory port
         # multiplexers select on flip-flops instead of decoding the binary state
@@ -278,7 +285,7 @@ class LearningCore(wiring.Component):
                             with m.Else():
                                 m.d.comb += tokens.ready.eq(1)
                             with m.If(tokens.ready & (idx < p.n_in)):  # (again if seen)
-                                m.d.sync += bitmap.bit_select(idx, 1).eq(1)
+                                m.d.sync += [set_valid.eq(1), set_idx.eq(idx)]
                             with m.If(ev_new & tokens.ready):
                                 m.d.comb += inc["input_events"].eq(1)
                         with m.Case(TokenKind.STEP):

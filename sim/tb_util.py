@@ -99,8 +99,8 @@ class CoreDriver:
     async def run_sample(self, raster, label: int, learn: bool, rng=None,
                          noise: bool = False) -> int:
         """START, the events of each step (shuffled with ``rng``) and STEP, then END. With
-        ``noise`` every step also repeats some of its events and sends indices ``>= n_in``,
-        which the core must ignore."""
+        ``noise`` every step also repeats some of its events (the first one back to back) and
+        sends indices ``>= n_in``, which the core must ignore."""
         await self.token(TokenKind.START, label, int(learn))
         for row in np.asarray(raster):
             events = np.flatnonzero(row)
@@ -109,6 +109,9 @@ class CoreDriver:
                 events = np.concatenate([events, np.array(extra, dtype=events.dtype)])
             if rng is not None:
                 events = rng.permutation(events)
+            if noise and np.any(row):    # the first event in range also twice in a row
+                pos = int(np.flatnonzero(events < self.p.n_in)[0])
+                events = np.insert(events, pos + 1, events[pos])
             for i in events:
                 await self.token(TokenKind.EVENT, int(i))
             await self.token(TokenKind.STEP)
