@@ -148,7 +148,16 @@ class LearningCore(wiring.Component):
                 m.d.sync += rd.data.eq(comb.data)
             return rd, wr
 
+        def registered_write(wr, name):
+            """A write port whose address, data and enable reach the memory through flip-flops:
+            the write lands one cycle later (no W word is read again that soon)."""
+            port = _Port(wr, name)
+            m.d.sync += [wr.addr.eq(port.addr), wr.data.eq(port.data), wr.en.eq(port.en)]
+            return port
+
+        # W: a bank spans many block RAMs across the chip; its write port is registered
         w_ports = [mem(f"w{b}", signed(p.w_bits), p.n_pre * G, rw_free=True) for b in range(n)]
+        w_ports = [(rd, registered_write(wr, f"w{b}_wr")) for b, (rd, wr) in enumerate(w_ports)]
         wout_rd, wout_wr = mem("w_out", wout_word(p), p.n_hid, granularity=1, rw_free=True)
         b_rd, b_wr = mem("b", wout_word(p), p.n_hid, granularity=1, rw_free=True)
         v_rd, v_wr = mem("v", v_word(p), G, rw_free=True, block=True)
