@@ -127,7 +127,6 @@ BOARDS = {
         # sync domain is held in reset until the PLL locks, which puts each FSM in its reset
         # state). One flip-flop per state, no state decoding in front of the logic.
         yosys_after_read=('setattr -set fsm_encoding "one-hot" w:fsm_state',),
-        nextpnr_opts=("--router", "router2"),
         programmer="openFPGALoader",
         programmer_env="OPENFPGALOADER",
     ),
