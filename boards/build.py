@@ -315,7 +315,8 @@ def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, lo
 
     t0 = time.monotonic()
     plan = platform.build(top, name="top", build_dir=str(build_dir), do_build=False,
-                          synth_opts=" ".join(board.synth_opts))
+                          synth_opts=" ".join(board.synth_opts),
+                          script_after_read="\n".join(board.yosys_after_read))
     plan.extract(str(build_dir))
     t_elab = time.monotonic() - t0
     log(f"[{board.name}] elaborated {type(design).__name__} {_params_brief(params)} "

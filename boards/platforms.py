@@ -58,6 +58,8 @@ class Board:
     spare_leds: tuple = ()
     reset_button: tuple | None = None
     synth_opts: tuple = ()
+    #: Yosys commands after ``read_rtlil`` (before ``synth_<family>``)
+    yosys_after_read: tuple = ()
     nextpnr_opts: tuple = ()
     programmer: str = ""      #: tool name, overridable through the environment
     programmer_env: str = ""
@@ -124,6 +126,11 @@ BOARDS = {
               "locked": ("led", 7)},
         spare_leds=(("led", 3), ("led", 4), ("led", 5), ("led", 6)),
         reset_button=("button_fire", 0),
+        # Every Amaranth FSM one-hot: Yosys does not re-encode a state register that has an
+        # initial value unless it is marked (it warns that the initial value is ignored: the
+        # sync domain is held in reset until the PLL locks, which puts each FSM in its reset
+        # state). One flip-flop per state, no state decoding in front of the logic.
+        yosys_after_read=('setattr -set fsm_encoding "one-hot" w:fsm_state',),
         programmer="openFPGALoader",
         programmer_env="OPENFPGALOADER",
     ),

@@ -33,12 +33,13 @@ from golden.fixed import FixedParams
 from .arith import bits_for, sat
 from .gradient import GradientWalk
 from .interface import (ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, core_members,
-                        mem_cmd_layout)
+                        mem_cmd_layout, token_layout)
 from .lif import (NeuronPhase, SynapticAccumulator, acc_word, group_entry, psi_word, v_word,
                   w_addr_width)
 from .otpe import Normalizer, gsum_word, z_word
 from .readout import Readout, ReadoutUpdatePhase, label_shape, wout_word
 from .scheduler import GroupWalker
+from .skid import SkidBuffer
 from .spram import SinglePortRAM
 from .trace import trace_word
 from .update import StochasticUpdateLanes, shares_update
@@ -86,11 +87,13 @@ class LearningCore(wiring.Component):
     Interface attributes
     --------------------
     tokens : stream of token_layout, in
-        EVENT(value = input index) / STEP / START(value = label, learn) / END.
+        EVENT(value = input index) / STEP / START(value = label, learn) / END. Taken into a
+        register slice (``ready`` is a flip-flop); the core acts on a token a cycle later.
     result : stream of result_layout, out
         One prediction per END token.
     mem_cmd : stream of mem_cmd_layout, in
-        Host read/write of ``W, W_OUT, B`` and read of ``V, SCORE, Y``.
+        Host read/write of ``W, W_OUT, B`` and read of ``V, SCORE, Y`` (through a register
+        slice like ``tokens``).
     mem_rsp : stream of signed(32), out
         One response per read command (0 for an index out of range).
     hyper : hyper_layout, in
@@ -102,8 +105,8 @@ class LearningCore(wiring.Component):
         cycle after the event they count.
     clear_counters : Signal(1), in
     busy : Signal(1), out
-        A step, sample operation or memory command is in progress, or a counter update is
-        pending (one cycle after either).
+        A step, sample operation or memory command is in progress, a counter update is
+        pending (one cycle after either), or a token or command waits in an input slice.
 
     Raises
     ------
@@ -126,13 +129,18 @@ class LearningCore(wiring.Component):
         c_tr = -(-(p.n_in + p.n_hid) // n)
 
         # -- memories -------------------------------------------------------------------
-        def mem(name, shape, depth, granularity=None, rw_free=False):
+        def mem(name, shape, depth, granularity=None, rw_free=False, block=False):
             """Read and write port of a new memory. ``rw_free``: no word is read in the cycle
             it is written (or that read data is unused); the read port is then an asynchronous
             read and a data register (same timing), which lets synthesis (``no_rw_check``)
-            skip the read-during-write emulation logic after a block RAM."""
+            skip the read-during-write emulation logic after a block RAM. ``block``: a block
+            RAM even when shallow (ECP5: a wide distributed RAM spreads its write enable and
+            address over dozens of slices all over the chip)."""
+            attrs = {"no_rw_check": 1} if rw_free else {}
+            if block:
+                attrs["ram_style"] = "block"
             m.submodules[name] = mm = memory.Memory(
-                shape=shape, depth=depth, init=[], attrs={"no_rw_check": 1} if rw_free else None)
+                shape=shape, depth=depth, init=[], attrs=attrs or None)
             wr = mm.write_port(granularity=granularity)
             if not rw_free:
                 return mm.read_port(), wr
@@ -148,22 +156,33 @@ class LearningCore(wiring.Component):
             m.submodules[name] = ram = SinglePortRAM(shape, depth)
             return ram.rd, ram.wr
 
+        def registered_write(wr, name):
+            """A write port whose address, data and enable reach the memory through flip-flops:
+            the write lands one cycle later (no W word is read again that soon)."""
+            port = _Port(wr, name)
+            m.d.sync += [wr.addr.eq(port.addr), wr.data.eq(port.data), wr.en.eq(port.en)]
+            return port
+
         if p.weight_ram == "spram":
+            # the gradient walk's single-port schedule already registers its write-backs
             w_ports = [spram(f"w{b}", signed(p.w_bits), p.n_pre * G) for b in range(n)]
         else:
+            # W: a bank spans many block RAMs across the chip; its write port is registered
             w_ports = [mem(f"w{b}", signed(p.w_bits), p.n_pre * G, rw_free=True)
                        for b in range(n)]
+            w_ports = [(rd, registered_write(wr, f"w{b}_wr"))
+                       for b, (rd, wr) in enumerate(w_ports)]
         wout_rd, wout_wr = mem("w_out", wout_word(p), p.n_hid, granularity=1, rw_free=True)
         b_rd, b_wr = mem("b", wout_word(p), p.n_hid, granularity=1, rw_free=True)
-        v_rd, v_wr = mem("v", v_word(p), G, rw_free=True)
-        i_rd, i_wr = mem("i", acc_word(p), G, rw_free=True)
+        v_rd, v_wr = mem("v", v_word(p), G, rw_free=True, block=True)
+        i_rd, i_wr = mem("i", acc_word(p), G, rw_free=True, block=True)
         s_rd, s_wr = mem("s", unsigned(n), G, rw_free=True)
         psi_rd, psi_wr = mem("psi", psi_word(p), G, rw_free=True)
         tr_rd, tr_wr = mem("trace", trace_word(p, n), c_tr, granularity=1)
         spk_rd, spk_wr = mem("spikes", group_entry(p, unsigned(n)), G, rw_free=True)
         act_rd, act_wr = mem("actives", group_entry(p, psi_word(p)), G, rw_free=True)
         if p.otpe:
-            gsum_rd, gsum_wr = mem("gsum", gsum_word(p), G)
+            gsum_rd, gsum_wr = mem("gsum", gsum_word(p), G, block=True)
             z_rd, z_wr = mem("z", z_word(p, n), c_tr, granularity=1)
 
         # -- units ----------------------------------------------------------------------
@@ -183,6 +202,13 @@ class LearningCore(wiring.Component):
         if p.otpe:
             m.submodules.normalizer = norm = Normalizer(p)
             m.d.comb += [norm.hyper.eq(h), neuron.recip.eq(norm.recip)]
+
+        # tokens and memory commands enter through register slices (registered ready)
+        m.submodules.token_in = token_in = SkidBuffer(token_layout())
+        m.submodules.cmd_in = cmd_in = SkidBuffer(mem_cmd_layout())
+        wiring.connect(m, wiring.flipped(self.tokens), token_in.i)
+        wiring.connect(m, wiring.flipped(self.mem_cmd), cmd_in.i)
+        tokens, mem_cmd = token_in.o, cmd_in.o
 
         label = Signal(label_shape(p))
         learn = Signal()
@@ -232,7 +258,7 @@ class LearningCore(wiring.Component):
         best = Signal(signed(p.score_bits))
         best_k = Signal(label_shape(p))
         rd_fire = Signal()  # readout: a W_out column read last cycle
-        settled = Signal()  # idle with no counter update pending (``busy`` low)
+        settled = Signal()  # idle with no counter update pending
 
         # per-counter increments, as wide as the largest one
         inc_max = {"syn_ops": p.n_hid, "readout_updates": p.n_out * p.n_hid,
@@ -243,71 +269,94 @@ class LearningCore(wiring.Component):
                      inc["spikes"].eq(neuron.spikes_inc), inc["active"].eq(neuron.active_inc),
                      inc["weight_updates"].eq(neuron.wu_inc)]
 
-        tok = self.tokens.payload
+        tok = tokens.payload
         idx = tok.value
-        ev_new = (idx < p.n_in) & ~bitmap.bit_select(idx, 1)
+        # an accepted EVENT sets its bitmap bit one cycle later (set_valid, set_idx: the wide
+        # enable comes from flip-flops); until then the look-up sees it through set_idx
+        set_valid, set_idx = Signal(), Signal.like(idx)
+        m.d.sync += set_valid.eq(0)
+        with m.If(set_valid):
+            m.d.sync += bitmap.bit_select(set_idx, 1).eq(1)
+        ev_new = ((idx < p.n_in) & ~bitmap.bit_select(idx, 1)
+                  & ~(set_valid & (set_idx == idx)))
+
+        # one-hot copy of the sequencer state, registered with it (``st``): the memory port
+        # multiplexers select on flip-flops instead of decoding the binary state
+        state_bit = {"IDLE": 0}
+        onehot = Signal(64, init=1)
+
+        def goto(state):
+            m.next = state
+            m.d.sync += onehot.eq(1 << state_bit.setdefault(state, len(state_bit)))
+
+        def st(state):
+            return onehot[state_bit[state]]
 
         def start_step_tail(next_from_acc=True):
             """After the accumulation phases: the neuron pass (with otpe: once recip is ready)."""
             if p.otpe:
-                m.next = "NORM_WAIT"
+                goto("NORM_WAIT")
             else:
                 m.d.comb += neuron.start.eq(1)
-                m.next = "NEURON"
+                goto("NEURON")
 
         # a STEP token waits until the core has settled (and for the normalizer, which it starts)
         step_ok = settled & ~norm.busy if p.otpe else settled
 
-        with m.FSM() as fsm:
+        with m.FSM():
             with m.State("IDLE"):
-                with m.If(self.tokens.valid):
+                with m.If(tokens.valid):
                     with m.Switch(tok.kind):
+                        # event mode: every EVENT goes to the accumulator, which walks the
+                        # row of one seen before (or out of range) without adding it; so
+                        # ``ready`` does not wait for the bitmap look-up (timing)
                         with m.Case(TokenKind.EVENT):
-                            with m.If(ev_new & ~h.dense):
+                            with m.If(~h.dense):
                                 m.d.comb += [acc.rows.valid.eq(1), acc.rows.payload.row.eq(idx),
-                                             acc.rows.payload.add.eq(1),
-                                             self.tokens.ready.eq(acc.rows.ready)]
+                                             acc.rows.payload.add.eq(ev_new),
+                                             tokens.ready.eq(acc.rows.ready)]
                             with m.Else():
-                                m.d.comb += self.tokens.ready.eq(1)
-                            with m.If(ev_new & self.tokens.ready):
-                                m.d.sync += bitmap.bit_select(idx, 1).eq(1)
+                                m.d.comb += tokens.ready.eq(1)
+                            with m.If(tokens.ready & (idx < p.n_in)):  # (again if seen)
+                                m.d.sync += [set_valid.eq(1), set_idx.eq(idx)]
+                            with m.If(ev_new & tokens.ready):
                                 m.d.comb += inc["input_events"].eq(1)
                         with m.Case(TokenKind.STEP):
-                            m.d.comb += self.tokens.ready.eq(step_ok)
+                            m.d.comb += tokens.ready.eq(step_ok)
                             with m.If(step_ok):
                                 if p.otpe:
                                     m.d.comb += norm.start.eq(1)
                                 with m.If(h.dense):
                                     m.d.sync += count.eq(0)
-                                    m.next = "ACC_DENSE"
+                                    goto("ACC_DENSE")
                                 with m.Elif(Const(p.recurrent)):
                                     m.d.comb += spk_walk.start.eq(1)
-                                    m.next = "ACC_REC"
+                                    goto("ACC_REC")
                                 with m.Else():
                                     start_step_tail()
                         with m.Case(TokenKind.START):
-                            m.d.comb += self.tokens.ready.eq(settled)
+                            m.d.comb += tokens.ready.eq(settled)
                             with m.If(settled):
                                 m.d.sync += [label.eq(idx), learn.eq(tok.learn), bitmap.eq(0),
                                              count.eq(0)]
                                 m.d.comb += [readout.clear.eq(1), neuron.clear.eq(1)]
                                 if p.otpe:
                                     m.d.comb += norm.clear.eq(1)
-                                m.next = "CLEAR"
+                                goto("CLEAR")
                         with m.Case(TokenKind.END):
-                            m.d.comb += self.tokens.ready.eq(settled)
+                            m.d.comb += tokens.ready.eq(settled)
                             with m.If(settled):
                                 m.d.sync += count.eq(0)
-                                m.next = "ARGMAX"
-                with m.Elif(self.mem_cmd.valid & settled):
-                    m.d.comb += self.mem_cmd.ready.eq(1)
-                    new = self.mem_cmd.payload
+                                goto("ARGMAX")
+                with m.Elif(mem_cmd.valid & settled):
+                    m.d.comb += mem_cmd.ready.eq(1)
+                    new = mem_cmd.payload
                     m.d.sync += [cmd.eq(new), host_w_addr.eq(new.col * G + (new.row >> lb)),
                                  host_col_addr.eq(Mux(new.mem == Memory.B, new.row, new.col))]
-                    with m.If(self.mem_cmd.payload.write):
-                        m.next = "MEM_WRITE"
+                    with m.If(mem_cmd.payload.write):
+                        goto("MEM_WRITE")
                     with m.Else():
-                        m.next = "MEM_READ"
+                        goto("MEM_READ")
 
             # dense mode: every input row, adding only those that spiked
             with m.State("ACC_DENSE"):
@@ -318,9 +367,9 @@ class LearningCore(wiring.Component):
                     with m.If(count == p.n_in - 1):
                         if p.recurrent:
                             m.d.comb += spk_walk.start.eq(1)
-                            m.next = "ACC_REC"
+                            goto("ACC_REC")
                         else:
-                            m.next = "ACC_DRAIN"
+                            goto("ACC_DRAIN")
             # recurrent sources: previous spikes (all hidden neurons in dense mode)
             with m.State("ACC_REC"):
                 m.d.comb += [acc.rows.valid.eq(spk_walk.o.valid),
@@ -328,7 +377,7 @@ class LearningCore(wiring.Component):
                              acc.rows.payload.add.eq(spk_walk.o.payload.flag),
                              spk_walk.o.ready.eq(acc.rows.ready)]
                 with m.If(~spk_walk.busy):
-                    m.next = "ACC_DRAIN"
+                    goto("ACC_DRAIN")
             with m.State("ACC_DRAIN"):
                 with m.If(~acc.busy):
                     start_step_tail()
@@ -336,85 +385,85 @@ class LearningCore(wiring.Component):
                 with m.State("NORM_WAIT"):   # rule 0 does not use recip: no wait
                     with m.If(~norm.busy | ~h.rule):
                         m.d.comb += neuron.start.eq(1)
-                        m.next = "NEURON"
+                        goto("NEURON")
             with m.State("NEURON"):
                 with m.If(~neuron.busy):
                     m.d.comb += readout.start.eq(1)
-                    m.next = "READOUT_DECAY"
+                    goto("READOUT_DECAY")
             with m.State("READOUT_DECAY"):
                 with m.If(~readout.busy):
                     m.d.comb += spk_walk.start.eq(1)
-                    m.next = "READOUT_ADD"
+                    goto("READOUT_ADD")
             with m.State("READOUT_ADD"):
                 m.d.comb += spk_walk.o.ready.eq(1)
                 with m.If(~spk_walk.busy):
-                    m.next = "READOUT_TAIL"
+                    goto("READOUT_TAIL")
             with m.State("READOUT_TAIL"):
                 m.d.comb += readout.finish.eq(1)
-                m.next = "READOUT_FINISH"
+                goto("READOUT_FINISH")
             with m.State("READOUT_FINISH"):
                 with m.If(~readout.busy):
                     with m.If(learn):
                         m.d.comb += act_walk.start.eq(1)
-                        m.next = "GRADIENT"
+                        goto("GRADIENT")
                     with m.Else():
-                        m.next = "STEP_DONE"
+                        goto("STEP_DONE")
             with m.State("GRADIENT"):
                 wiring.connect(m, act_walk.o, grad.neurons)
                 with m.If(~act_walk.busy & ~grad.busy):
                     m.d.comb += upd.start.eq(1)
-                    m.next = "TRACE"
+                    goto("TRACE")
             with m.State("TRACE"):
                 with m.If(~upd.busy):
-                    m.next = "STEP_DONE"
+                    goto("STEP_DONE")
             with m.State("STEP_DONE"):
                 m.d.sync += bitmap.eq(0)
                 m.d.comb += inc["steps"].eq(1)
                 with m.If(learn):
                     m.d.comb += inc["readout_updates"].eq(p.n_out * p.n_hid)
-                m.next = "IDLE"
+                goto("IDLE")
 
             with m.State("CLEAR"):
                 m.d.sync += count.eq(count + 1)
                 with m.If(count == max(G, c_tr) - 1):
-                    m.next = "IDLE"
+                    goto("IDLE")
             with m.State("ARGMAX"):
                 m.d.sync += count.eq(count + 1)
                 with m.If(count == p.n_out - 1):
-                    m.next = "ARGMAX_LAST"
+                    goto("ARGMAX_LAST")
             with m.State("ARGMAX_LAST"):  # the last score is compared
-                m.next = "RESULT"
+                goto("RESULT")
             with m.State("RESULT"):
                 m.d.comb += [self.result.valid.eq(1),
                              self.result.payload.prediction.eq(best_k)]
                 with m.If(self.result.ready):
                     m.d.comb += inc["samples"].eq(1)
-                    m.next = "IDLE"
+                    goto("IDLE")
 
             with m.State("MEM_WRITE"):
-                m.next = "IDLE"
+                goto("IDLE")
             # host read-back pipeline (below): read, word registers, element registers, rsp
             with m.State("MEM_READ"):
-                m.next = "MEM_WAIT"
+                goto("MEM_WAIT")
             with m.State("MEM_WAIT"):
-                m.next = "MEM_ELEM"
+                goto("MEM_ELEM")
             with m.State("MEM_ELEM"):
-                m.next = "MEM_SELECT"
+                goto("MEM_SELECT")
             with m.State("MEM_SELECT"):
-                m.next = "MEM_RESP"
+                goto("MEM_RESP")
             with m.State("MEM_RESP"):
                 m.d.comb += [self.mem_rsp.valid.eq(1), self.mem_rsp.payload.eq(rsp)]
                 with m.If(self.mem_rsp.ready):
-                    m.next = "IDLE"
+                    goto("IDLE")
 
-        st = fsm.ongoing
 
         # -- argmax: score k registered, then compared with the best so far ------------------
         arg_valid, arg_k = Signal(), Signal(label_shape(p))
         arg_score = Signal(signed(p.score_bits))
+        k_count = count[:len(arg_k)]
         # the readout's class selector: argmax (count), host read-back (col)
-        m.d.comb += readout.at.eq(Mux(st("ARGMAX"), count, col))
-        m.d.sync += [arg_valid.eq(st("ARGMAX")), arg_k.eq(count),
+        m.d.comb += readout.at.eq(Mux(st("ARGMAX"), k_count, col))
+        m.d.sync += [arg_valid.eq(st("ARGMAX")), arg_k.eq(k_count),
                      arg_score.eq(readout.score_at)]
         with m.If(arg_valid & ((arg_k == 0) | (arg_score > best))):
             m.d.sync += [best.eq(arg_score), best_k.eq(arg_k)]
@@ -564,11 +613,12 @@ class LearningCore(wiring.Component):
         # -- counters: the increments are registered and added one cycle later; ``busy``
         # stays up for that cycle (every counter moves only while busy, except input_events:
         # a new EVENT taken while idle). Tokens other than EVENT and memory commands are
-        # taken only when ``busy`` is low.
+        # taken from the slices only when ``settled``.
         busy, pending = Signal(), Signal()
         m.d.comb += busy.eq(~st("IDLE") | acc.busy)
         m.d.sync += pending.eq(busy | (inc["input_events"] != 0))
-        m.d.comb += [self.busy.eq(busy | pending), settled.eq(~self.busy)]
+        m.d.comb += [settled.eq(~busy & ~pending),
+                     self.busy.eq(busy | pending | tokens.valid | mem_cmd.valid)]
         m.d.comb += [
             inc["cyc_accumulate"].eq(in_acc | (st("IDLE") & acc.busy)),
             inc["cyc_neuron"].eq(st_neuron | (st("NORM_WAIT") if p.otpe else 0)),

@@ -38,6 +38,7 @@ from host.protocol import Cmd, Nak
 
 from .interface import (ALL_COUNTERS, Memory, TokenKind, counters_layout, hyper_layout,
                         mem_cmd_layout, result_layout, token_layout)
+from .skid import SkidBuffer
 
 __all__ = ["crc16_update", "Deframer", "Framer", "BufferReader", "CommandProcessor",
            "ProtocolEngine", "frame_desc_layout", "reply_layout"]
@@ -139,8 +140,10 @@ class Deframer(wiring.Component):
 
         win = Signal(7 * 8)
         b = [win[8 * k:8 * k + 8] for k in range(7)]
-        hdr_crc = crc16_update(Const(0xFFFF, 16), b[2:6])
-        match = (b[0] == 0xA5) & (b[1] == 0x5A) & (hdr_crc[:8] == b[6])
+        # header check over two cycles: HDR_CRC registers the CRC and the sync bytes' match
+        hdr_crc = Signal(16)
+        sync_ok = Signal()
+        match = sync_ok & (hdr_crc[:8] == b[6])
         hdr_len = Cat(b[2], b[3])
 
         length = Signal(16)
@@ -194,11 +197,15 @@ class Deframer(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     m.d.sync += [win.eq(Cat(win[8:], self.i.payload)), idle.eq(0)]
-                    m.next = "CHECK"
+                    m.next = "HDR_CRC"
                 with m.Elif(idle == self.timeout_cycles):
                     m.d.sync += [win.eq(0), idle.eq(0)]
                 with m.Else():
                     m.d.sync += idle.eq(idle + 1)
+            with m.State("HDR_CRC"):
+                m.d.sync += [hdr_crc.eq(crc16_update(Const(0xFFFF, 16), b[2:6])),
+                             sync_ok.eq((b[0] == 0xA5) & (b[1] == 0x5A))]
+                m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If(match):
                     m.d.sync += [
@@ -455,6 +462,12 @@ class CommandProcessor(wiring.Component):
 
         # -- link state ---------------------------------------------------------------------
         desc = Signal(frame_desc_layout())
+        # checks of the next frame's descriptor, registered with it (DISPATCH decides on them)
+        oob = Signal()          # IDENTIFY, READ_STATUS, RESET: outside the sequence
+        seq_bad = Signal()
+        len_is = {v: Signal(name=f"len_is_{v}")
+                  for v in (0, 1, wire.HYPER_BYTES, wire.WEIGHT_HEADER_BYTES)}
+        len_ge = {v: Signal(name=f"len_ge_{v}") for v in (2, wire.WEIGHT_HEADER_BYTES)}
         expected = Signal(8)
         in_sample = Signal()
         result_valid = Signal()
@@ -494,6 +507,9 @@ class CommandProcessor(wiring.Component):
         ridx = Signal(6)
         rn = Signal(range(64 + 1))
         small = Signal(32)
+        # the reply byte at ridx, registered: valid (src_ok) the cycle after ridx changed
+        src_q = Signal(8)
+        src_ok = Signal()
         then_mem = Signal()
         clear_after = Signal()
         rp_valid = Signal()
@@ -516,10 +532,10 @@ class CommandProcessor(wiring.Component):
 
         nak_pos = Signal(16)
 
-        def nak(code, detail=DET_ZERO):
+        def nak(code, detail=DET_ZERO, back=0):
             m.d.sync += [nak_code.eq(code), nak_det.eq(detail)]
-            if detail == DET_POS:
-                m.d.sync += nak_pos.eq(pos)       # the offending byte's offset, latched now
+            if detail == DET_POS:   # the offending byte's offset (``back`` bytes ago), latched
+                m.d.sync += nak_pos.eq(pos - back)
             m.next = "NAK"
 
         def ack(length=0, then=None):
@@ -527,7 +543,8 @@ class CommandProcessor(wiring.Component):
             m.next = then or ("FINISH" if isinstance(length, int) and length == 0 else "SEND")
 
         def send(src, n, value=None, then_memory=False):
-            m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory)]
+            m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory),
+                         src_ok.eq(0)]
             if value is not None:
                 m.d.sync += small.eq(value)
 
@@ -628,32 +645,35 @@ class CommandProcessor(wiring.Component):
                 m.d.comb += src_byte.eq(status_bytes[ridx])
             with m.Case(SRC_COUNTERS):
                 m.d.comb += src_byte.eq(counter_bytes[ridx[:2]])
+        m.d.sync += [src_q.eq(src_byte), src_ok.eq(1)]
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.frame.valid):
-                    m.d.sync += [desc.eq(self.frame.payload), base.eq(
-                        Cat(Const(0, self.addr_bits - 1), self.frame.payload.bank))]
+                    f = self.frame.payload
+                    f_oob = ((f.type == Cmd.IDENTIFY) | (f.type == Cmd.READ_STATUS)
+                             | (f.type == Cmd.RESET))
+                    m.d.sync += [desc.eq(f), base.eq(Cat(Const(0, self.addr_bits - 1), f.bank)),
+                                 oob.eq(f_oob), seq_bad.eq(~f_oob & (f.seq != expected))]
+                    m.d.sync += [len_is[v].eq(f.length == v) for v in len_is]
+                    m.d.sync += [len_ge[v].eq(f.length >= v) for v in len_ge]
                     m.next = "DISPATCH"
 
             with m.State("DISPATCH"):
                 m.d.comb += [rd.start.eq(1), rd.base.eq(base), rd.length.eq(desc.length)]
                 m.d.sync += pos.eq(0)
                 m.d.sync += [k.eq(0), s_flags.eq(0)]
-                oob = ((desc.type == Cmd.IDENTIFY) | (desc.type == Cmd.READ_STATUS)
-                       | (desc.type == Cmd.RESET))
                 with m.If(desc.status != 0):
                     with m.If(desc.status == Nak.BAD_CRC):
                         m.d.sync += crc_errors.eq(crc_errors + 1)
                     with m.If(desc.status == Nak.TIMEOUT):
                         m.d.sync += timeouts.eq(timeouts + 1)
                     nak(desc.status)
-                with m.Elif(~oob & (desc.seq != expected)):
+                with m.Elif(seq_bad):
                     nak(Nak.SEQUENCE, DET_EXPECTED)
                 with m.Else():
                     with m.If(~oob):
                         m.d.sync += expected.eq(desc.seq + 1)
-                    L = desc.length
 
                     def need(cond, n):
                         with m.If(cond):
@@ -664,23 +684,23 @@ class CommandProcessor(wiring.Component):
 
                     with m.Switch(desc.type):
                         with m.Case(Cmd.IDENTIFY):
-                            with m.If(L == 0):
+                            with m.If(len_is[0]):
                                 send(SRC_ROM, len(self.identify))
                                 ack(len(self.identify))
                             with m.Else():
                                 nak(Nak.BAD_LENGTH)
                         with m.Case(Cmd.READ_STATUS):
-                            with m.If(L == 0):
+                            with m.If(len_is[0]):
                                 send(SRC_STATUS, wire.STATUS_BYTES)
                                 ack(wire.STATUS_BYTES)
                             with m.Else():
                                 nak(Nak.BAD_LENGTH)
                         with m.Case(Cmd.RESET):
-                            need(L == 1, 1)
+                            need(len_is[1], 1)
                         with m.Case(Cmd.CONFIGURE):
                             with m.If(in_sample):
                                 nak(Nak.BUSY)
-                            with m.Elif(L == wire.HYPER_BYTES):
+                            with m.Elif(len_is[wire.HYPER_BYTES]):
                                 m.d.sync += [k.eq(0), cfg_bad.eq(0), cfg_field.eq(0),
                                              theta_nz.eq(0)]
                                 m.next = "CFG_GATHER"
@@ -690,15 +710,15 @@ class CommandProcessor(wiring.Component):
                             with m.If(in_sample):
                                 nak(Nak.BUSY)
                             with m.Else():
-                                need(L >= wire.WEIGHT_HEADER_BYTES, wire.WEIGHT_HEADER_BYTES)
+                                need(len_ge[wire.WEIGHT_HEADER_BYTES], wire.WEIGHT_HEADER_BYTES)
                         with m.Case(Cmd.READ_WEIGHTS):
-                            need(L == wire.WEIGHT_HEADER_BYTES, wire.WEIGHT_HEADER_BYTES)
+                            need(len_is[wire.WEIGHT_HEADER_BYTES], wire.WEIGHT_HEADER_BYTES)
                         with m.Case(Cmd.SAMPLE):
-                            need(L >= 2, 2)
+                            need(len_ge[2], 2)
                         with m.Case(Cmd.READ_RESULT):
-                            need(L == 0, 0)
+                            need(len_is[0], 0)
                         with m.Case(Cmd.READ_COUNTERS):
-                            need(L == 1, 1)
+                            need(len_is[1], 1)
                         with m.Default():
                             nak(Nak.UNKNOWN_TYPE)
 
@@ -989,18 +1009,24 @@ class CommandProcessor(wiring.Component):
                         m.d.sync += ib.eq(ib + 1)
                     with m.Else():
                         m.d.sync += ib.eq(0)
-                        with m.If(full_idx >= p.n_in):
-                            nak(Nak.INDEX_RANGE, DET_POS)
-                        with m.Elif(prev_valid & (full_idx <= prev)):
-                            nak(Nak.UNSORTED, DET_POS)
+                        m.next = "S_IDX_CHECK"
+
+            # the index complete in a register: range and order (its last byte was pos - 1)
+            with m.State("S_IDX_CHECK"):
+                with m.If(idx >= p.n_in):
+                    nak(Nak.INDEX_RANGE, DET_POS, back=1)
+                with m.Elif(prev_valid & (idx <= prev)):
+                    nak(Nak.UNSORTED, DET_POS, back=1)
+                with m.Else():
+                    m.d.sync += [prev.eq(idx), prev_valid.eq(1)]
+                    with m.If(exec_pass):
+                        m.next = "S_EVENT"
+                    with m.Else():
+                        m.d.sync += cnt.eq(cnt - 1)
+                        with m.If(cnt == 1):
+                            m.next = "S_STEP"
                         with m.Else():
-                            m.d.sync += [prev.eq(full_idx), prev_valid.eq(1)]
-                            with m.If(exec_pass):
-                                m.next = "S_EVENT"
-                            with m.Else():
-                                m.d.sync += cnt.eq(cnt - 1)
-                                with m.If(cnt == 1):
-                                    m.next = "S_STEP"
+                            m.next = "S_IDX"
 
             # bitmap step: ceil(n_in / 8) bytes, bit b of byte k is input 8k + b
             with m.State("S_BM_BYTE"):
@@ -1102,10 +1128,10 @@ class CommandProcessor(wiring.Component):
                     with m.Else():
                         m.next = "FINISH"
                 with m.Else():
-                    m.d.comb += [self.reply_data.valid.eq(1),
-                                 self.reply_data.payload.eq(src_byte)]
-                    with m.If(self.reply_data.ready):
-                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1)]
+                    m.d.comb += [self.reply_data.valid.eq(src_ok),
+                                 self.reply_data.payload.eq(src_q)]
+                    with m.If(src_ok & self.reply_data.ready):
+                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1), src_ok.eq(0)]
 
             with m.State("FINISH"):
                 with m.If(~rp_valid):
@@ -1147,6 +1173,9 @@ class ProtocolEngine(wiring.Component):
         m.submodules.proc = proc = CommandProcessor(self.p, max_payload=self.max_payload,
                                                     identify=self.identify)
         m.submodules.framer = fr = Framer()
+        # register slices: reply bytes into the framer (its CRC), frame bytes out
+        m.submodules.reply_slice = reply_slice = SkidBuffer(8)
+        m.submodules.out_slice = out_slice = SkidBuffer(8)
         m.submodules.buf = buf = memory.Memory(shape=8, depth=2 * self.max_payload, init=[])
         wp = buf.write_port()
         rp = buf.read_port()
@@ -1157,8 +1186,10 @@ class ProtocolEngine(wiring.Component):
         connect(m, flipped(self.i), dfr.i)
         connect(m, dfr.frame, proc.frame)
         connect(m, proc.reply, fr.start)
-        connect(m, proc.reply_data, fr.i)
-        connect(m, fr.o, flipped(self.o))
+        connect(m, proc.reply_data, reply_slice.i)
+        connect(m, reply_slice.o, fr.i)
+        connect(m, fr.o, out_slice.i)
+        connect(m, out_slice.o, flipped(self.o))
         for name in ("tokens", "mem_cmd"):
             connect(m, getattr(proc, name), flipped(getattr(self, name)))
         for name in ("result", "mem_rsp"):

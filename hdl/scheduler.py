@@ -15,6 +15,7 @@ from amaranth.utils import ceil_log2
 from golden.fixed import FixedParams
 from .arith import bits_for
 from .lif import group_entry
+from .skid import SkidBuffer
 
 __all__ = ["GroupWalker"]
 
@@ -35,8 +36,10 @@ class GroupWalker(wiring.Component):
     dense_rd : read port, out
         Per-group word memory (dense mode).
     o : stream, out
-        ``j`` (neuron), ``flag`` (element non-zero), ``elem`` (the element).
+        ``j`` (neuron), ``flag`` (element non-zero), ``elem`` (the element); from a register
+        slice (``ready`` goes no further than its flip-flops).
     busy : Signal(1), out
+        A walk is running or its last neuron has not been taken yet.
     """
 
     def __init__(self, p: FixedParams, elem_shape):
@@ -78,9 +81,14 @@ class GroupWalker(wiring.Component):
                     m.d.comb += bit.eq(b)
             return bit
 
+        # the neurons leave through a register slice: the consumer's ready stops there
+        m.submodules.out = out = SkidBuffer(self.o.payload.shape())
+        wiring.connect(m, out.o, wiring.flipped(self.o))
+        src = out.i
+
         rest = Signal(n)
         m.d.comb += rest.eq(x_visit & (x_visit - 1))
-        fire = self.o.valid & self.o.ready
+        fire = src.valid & src.ready
         x_free = (x_visit == 0) | (fire & (rest == 0))
         x_take = d_valid & x_free
         en = ~d_valid | x_take
@@ -108,15 +116,16 @@ class GroupWalker(wiring.Component):
 
         elem = x_word[x_bit]
         m.d.comb += [
-            self.o.valid.eq(x_visit != 0),
-            self.o.payload.j.eq(Cat(x_bit[:lb], x_g) if n > 1 else x_g),
-            self.o.payload.elem.eq(elem),
-            self.o.payload.flag.eq(Value.cast(elem) != 0),
+            src.valid.eq(x_visit != 0),
+            src.payload.j.eq(Cat(x_bit[:lb], x_g) if n > 1 else x_g),
+            src.payload.elem.eq(elem),
+            src.payload.flag.eq(Value.cast(elem) != 0),
         ]
 
+        walking = running & (fetch | d_valid | (x_visit != 0))
         with m.If(self.start):
             m.d.sync += [running.eq(1), e.eq(0), d_valid.eq(0), x_visit.eq(0)]
-        with m.Elif(~self.busy):
+        with m.Elif(~walking):
             m.d.sync += running.eq(0)
-        m.d.comb += self.busy.eq(running & (fetch | d_valid | (x_visit != 0)))
+        m.d.comb += self.busy.eq(walking | out.o.valid)
         return m

@@ -13,6 +13,7 @@ from golden.fixed import FixedParams
 from host import protocol as wire
 
 from .protocol import ProtocolEngine
+from .skid import SkidBuffer
 from .uart import AsyncSerial, divisor_for
 
 __all__ = ["Top"]
@@ -117,9 +118,11 @@ class Top(wiring.Component):
         aux_lost = self.aux_en & self.aux_i.valid & ~w.ready
         connect(m, rx_fifo.r_stream, eng.i)
 
-        # transmit: TX FIFO to the UART or the side door
+        # transmit: TX FIFO (then a register slice) to the UART or the side door
         connect(m, eng.o, tx_fifo.w_stream)
-        r = tx_fifo.r_stream
+        m.submodules.tx_slice = tx_slice = SkidBuffer(8)
+        connect(m, tx_fifo.r_stream, tx_slice.i)
+        r = tx_slice.o
         m.d.comb += [
             uart.tx_i.valid.eq(~self.aux_en & r.valid),
             uart.tx_i.payload.eq(r.payload),

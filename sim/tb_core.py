@@ -85,7 +85,8 @@ async def run_stream(drv, gold, samples, cfg, tag):
             prediction = await drv.end()
             expected = gold.end_sample()
         else:
-            prediction = await drv.run_sample(raster, label, learn, rng)
+            prediction = await drv.run_sample(raster, label, learn, rng,
+                                              noise=cfg.get("noise_events", False))
             expected = gold.run_sample(raster, label, learn)
         assert prediction == expected, f"{tag} sample {s}: prediction {prediction} != {expected}"
         if not learn:

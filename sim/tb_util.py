@@ -9,7 +9,7 @@ import os
 
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import FallingEdge, RisingEdge, Timer
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
 
 from golden.fixed import COUNTERS, FixedHyper, FixedParams
 from hdl.interface import (Memory, TokenKind, counters_layout, hyper_layout,
@@ -65,20 +65,23 @@ class CoreDriver:
         dut.rst.value = 0
         await FallingEdge(dut.clk)
 
-    async def _wait_ready(self, ready):
-        """At a falling edge, until ``ready``; sleeps through busy periods."""
-        dut = self.dut
-        await FallingEdge(dut.clk)
-        while not ready.value:
-            if dut.busy.value:
-                await FallingEdge(dut.busy)
-            await FallingEdge(dut.clk)
-
     async def put(self, valid, payload, ready, word):
+        """One valid/ready transfer. ``valid`` and ``payload`` are driven from the next falling
+        edge on and dropped after the first rising edge with ``ready`` high, which is read
+        once the falling edge's writes have settled (inputs only change at falling edges or
+        just after rising edges, so it holds until the rising edge). While ``ready`` is low
+        the driver sleeps until it rises (a value-change trigger), however long that takes.
+        Back to back, one transfer per cycle."""
+        clk = self.dut.clk
+        await FallingEdge(clk)
         payload.value = word
         valid.value = 1
-        await self._wait_ready(ready)
-        await RisingEdge(self.dut.clk)
+        await ReadOnly()
+        while not ready.value:
+            await RisingEdge(ready)
+            await FallingEdge(clk)
+            await ReadOnly()
+        await RisingEdge(clk)
         valid.value = 0
 
     async def token(self, kind: TokenKind, value: int = 0, learn: int = 0):
@@ -93,12 +96,22 @@ class CoreDriver:
             await FallingEdge(dut.busy)
             await FallingEdge(dut.clk)
 
-    async def run_sample(self, raster, label: int, learn: bool, rng=None) -> int:
+    async def run_sample(self, raster, label: int, learn: bool, rng=None,
+                         noise: bool = False) -> int:
+        """START, the events of each step (shuffled with ``rng``) and STEP, then END. With
+        ``noise`` every step also repeats some of its events (the first one back to back) and
+        sends indices ``>= n_in``, which the core must ignore."""
         await self.token(TokenKind.START, label, int(learn))
         for row in np.asarray(raster):
             events = np.flatnonzero(row)
+            if noise:
+                extra = [self.p.n_in, (1 << 12) - 1] + list(events[::2])
+                events = np.concatenate([events, np.array(extra, dtype=events.dtype)])
             if rng is not None:
                 events = rng.permutation(events)
+            if noise and np.any(row):    # the first event in range also twice in a row
+                pos = int(np.flatnonzero(events < self.p.n_in)[0])
+                events = np.insert(events, pos + 1, events[pos])
             for i in events:
                 await self.token(TokenKind.EVENT, int(i))
             await self.token(TokenKind.STEP)

@@ -41,6 +41,13 @@ def test_core_lanes1_steps():
                         check_step_weights=False)])
 
 
+def test_core_repeated_and_out_of_range_events():
+    """Repeated EVENT tokens in a step and indices >= n_in change nothing (the accumulator
+    walks such a row without adding it), in event and dense mode."""
+    run_core("noise", dict(SMALL, lanes=2), samples=3, T=10, seed=9, hyper=FAST,
+             noise_events=True, dense_too=True)
+
+
 def test_core_recurrent_random_feedback_dense():
     """Recurrent, random feedback, lanes = 1; the stream again in dense mode."""
     run_core("rec_fb1", dict(SMALL, recurrent=True), samples=4, T=14, seed=2,
