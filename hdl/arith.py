@@ -63,3 +63,15 @@ def popcount(value: Value) -> Value:
 
 def shape_width(shape) -> int:
     return Shape.cast(shape).width
+
+
+def sweep(m, start, active, index, length: int, first: int = 0):
+    """Add to ``m`` a one-shot counter: the cycle after ``start``, ``active`` is high and
+    ``index`` is ``first``; ``index`` then steps by one per cycle and ``active`` drops after
+    the cycle with ``index == length - 1``."""
+    with m.If(start):
+        m.d.sync += [active.eq(1), index.eq(first)]
+    with m.Elif(active):
+        m.d.sync += index.eq(index + 1)
+        with m.If(index == length - 1):
+            m.d.sync += active.eq(0)

@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from golden.fixed import FixedParams
-from .arith import bits_for, sat
+from .arith import bits_for, sat, sweep
 from .interface import hyper_layout
 from .otpe import ZTraceLanes, z_word
 from .rng import Xorshift32Ring
@@ -90,12 +90,7 @@ class Readout(wiring.Component):
         ka, kb = Signal.like(k), Signal.like(k)
         sel = Signal(signed(p.y_bits))
         prod = Signal(signed(p.y_bits + p.decay_frac + 1))
-        with m.If(self.start):
-            m.d.sync += [decaying.eq(1), k.eq(0)]
-        with m.Elif(decaying):
-            m.d.sync += k.eq(k + 1)
-            with m.If(k == K - 1):
-                m.d.sync += decaying.eq(0)
+        sweep(m, self.start, decaying, k, K)
         m.d.comb += self.y_at.eq(self.y[Mux(decaying, k, self.at)])
         m.d.sync += [va.eq(decaying), ka.eq(k), sel.eq(self.y_at)]
         m.d.sync += [vb.eq(va), kb.eq(ka), prod.eq(sel * h.kappa_q)]
@@ -117,12 +112,7 @@ class Readout(wiring.Component):
         if C == 1:
             m.d.sync += f1.eq(self.finish)
         else:
-            with m.If(self.finish):
-                m.d.sync += [f1.eq(1), c1.eq(0)]
-            with m.Elif(f1):
-                m.d.sync += c1.eq(c1 + 1)
-                with m.If(c1 == C - 1):
-                    m.d.sync += f1.eq(0)
+            sweep(m, self.finish, f1, c1, C)
         m.d.sync += [f2.eq(f1), c2.eq(c1)]
         for l in range(ol):
             a1 = Signal(signed(acc_bits), name=f"a1_{l}")

@@ -11,6 +11,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.rng import GOLDEN_GAMMA, MASK32, lane_seed
+from .arith import sweep
 
 __all__ = ["xorshift32_next", "lane_gamma", "lane_seed_expr", "Xorshift32", "Xorshift32Ring"]
 
@@ -125,12 +126,7 @@ class Xorshift32Ring(wiring.Component):
         loading = Signal()
         slot = Signal(range(S))  # slot whose seeds are written
         if S > 1:
-            with m.If(self.load):
-                m.d.sync += [loading.eq(1), slot.eq(1)]
-            with m.Elif(loading):
-                m.d.sync += slot.eq(slot + 1)
-                with m.If(slot == S - 1):
-                    m.d.sync += loading.eq(0)
+            sweep(m, self.load, loading, slot, S, first=1)
         seeding = self.load | loading
         seed_slot = Mux(self.load, 0, slot)
         head, new = Signal(word), Signal(word)  # current slot; what is stored
