@@ -223,6 +223,16 @@ def hierarchy_breakdown(family: str, netlist: Path, depth: int = 3, top: int = 2
     return {key: dict(counts) for key, counts in rows[:top]}
 
 
+def estimated_paths(family: str, netlist: Path, top: int = 25) -> list[dict]:
+    """The deepest register-to-register paths before place and route (:mod:`boards.depth`)."""
+    from .depth import estimate, grouped
+    rows = []
+    for signal, ends in list(grouped(estimate(netlist, family)).items())[:top]:
+        rows.append({"signal": signal, "ns": ends[0]["ns"], "endpoints": len(ends),
+                     "start": ends[0]["path"][0][0]})
+    return rows
+
+
 def _log_utilization(log: Path) -> dict:
     """``Device utilisation`` lines of a nextpnr log (when no JSON report was written)."""
     util = {}
@@ -255,7 +265,7 @@ def _baud_ok(clk_freq, baud, tolerance=0.02) -> bool:
 def build(board_name: str, *, small: bool = False, freq_mhz: float | None = None,
           design: str = "top", standin: bool = False, overrides: dict | None = None,
           build_dir=None, seed: int = 1, baud: int | None = None, fit: bool = False,
-          log=print) -> dict:
+          synth_only: bool = False, log=print) -> dict:
     """Build one bitstream and return (and write) its report.
 
     ``freq_mhz`` overrides the board's target clock (the PLL gives the nearest reachable
@@ -263,7 +273,8 @@ def build(board_name: str, *, small: bool = False, freq_mhz: float | None = None
     misses timing is redone once at the highest PLL frequency not above the achieved fmax
     (but not below the board's minimum). ``design`` is ``"top"`` (``hdl.top.Top``),
     ``"core"`` (the core alone, :mod:`boards.harness`) or ``"standin"`` (UART loopback;
-    also ``standin=True``).
+    also ``standin=True``). With ``synth_only`` the build stops after Yosys; the report then
+    has the cell counts and the deepest paths estimated by :mod:`boards.depth`.
     """
     if standin:
         design = "standin"
@@ -280,10 +291,12 @@ def build(board_name: str, *, small: bool = False, freq_mhz: float | None = None
 
     attempts = []
     while True:
-        report = _build_once(board, params, target, design, build_dir, seed, baud, log)
+        report = _build_once(board, params, target, design, build_dir, seed, baud, log,
+                             synth_only)
         attempts.append({"target_mhz": report["target_mhz"], "fmax_mhz": report["fmax_mhz"],
                          "timing_met": report["timing_met"]})
-        if report["timing_met"] or not fit or len(attempts) > 1 or not report["fmax_mhz"]:
+        if report["timing_met"] or not fit or len(attempts) > 1 or not report["fmax_mhz"] \
+                or synth_only:
             break
         reachable = [f for f in pll_frequencies(board.family, board.ref_freq, board.min_freq,
                                                 report["fmax_mhz"] * 1e6)
@@ -300,7 +313,8 @@ def build(board_name: str, *, small: bool = False, freq_mhz: float | None = None
     return report
 
 
-def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, log) -> dict:
+def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, log,
+                synth_only=False) -> dict:
     t_start = time.monotonic()
     pll = board.pll(target_hz)
     clk_freq = round(float(pll.f_out))
@@ -386,6 +400,12 @@ def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, lo
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     cells = _netlist_cells(build_dir / "top.json")
+    if synth_only:
+        report["status"] = "synthesized"
+        report["netlist_cells"] = dict(cells)
+        report["estimated_paths"] = estimated_paths(board.family, build_dir / "top.json")
+        times["total_s"] = round(time.monotonic() - t_start, 1)
+        return report
     t0 = time.monotonic()
     try:
         _run(pnr, build_dir, build_dir / "nextpnr.log", "nextpnr")
@@ -516,6 +536,9 @@ def main(argv=None) -> int:
                              "between registers, for its own fmax; standin: UART loopback")
     parser.add_argument("--standin", action="store_true", help="same as --design standin")
     parser.add_argument("--build-dir", type=Path)
+    parser.add_argument("--synth-only", action="store_true",
+                        help="stop after Yosys: cell counts and estimated deepest paths "
+                             "(python -m boards.depth) in report.json")
     args = parser.parse_args(argv)
 
     if args.no_build and not args.program:
@@ -527,13 +550,17 @@ def main(argv=None) -> int:
                            design=args.design, standin=args.standin,
                            overrides=dict(args.set),
                            build_dir=args.build_dir, seed=args.seed, baud=args.baud,
-                           fit=args.fit)
+                           fit=args.fit, synth_only=args.synth_only)
         except BuildError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         except (RuntimeError, ValueError, TypeError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        if args.synth_only:
+            for path in report["estimated_paths"][:10]:
+                print(f"{path['ns']:6.2f} ns  {path['endpoints']:5d} ends  {path['signal']}")
+            return 0
         if not report["timing_met"]:
             cp = report["critical_path"]
             print(f"warning: timing not met at {report['target_mhz']} MHz "
