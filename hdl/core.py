@@ -25,7 +25,7 @@ neuron pass -> readout -> (learning) gradient walk -> (learning) trace/readout u
 the event-driven mode input events are accumulated as their EVENT tokens arrive.
 """
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.utils import ceil_log2
 
@@ -101,18 +101,21 @@ class LearningCore(wiring.Component):
     reseed : Signal(1), in
         Reload every generator from ``hyper.seed``.
     counters : counters_layout, out
-        Golden counters and per-phase cycle counters (32 bit, saturating), updated one
-        cycle after the event they count.
+        Golden counters and per-phase cycle counters (32 bit, saturating), updated two
+        cycles after the event they count.
     clear_counters : Signal(1), in
     busy : Signal(1), out
         A step, sample operation or memory command is in progress, a counter update is
-        pending (one cycle after either), or a token or command waits in an input slice.
+        pending (two cycles after either), or a token or command waits in an input slice.
 
     Raises
     ------
     ValueError
         If ``lanes`` is not a power of two.
     """
+
+    #: Bits of the input bitmap per word in the two-stage EVENT look-up (word, then bit).
+    LOOKUP_WORD = 32
 
     def __init__(self, params: FixedParams):
         if params.lanes & (params.lanes - 1):
@@ -258,7 +261,7 @@ class LearningCore(wiring.Component):
         best = Signal(signed(p.score_bits))
         best_k = Signal(label_shape(p))
         rd_fire = Signal()  # readout: a W_out column read last cycle
-        settled = Signal()  # idle with no counter update pending
+        settled = Signal()  # idle with no counter update pending (registered, below)
 
         # per-counter increments, as wide as the largest one
         inc_max = {"syn_ops": p.n_hid, "readout_updates": p.n_out * p.n_hid,
@@ -267,19 +270,24 @@ class LearningCore(wiring.Component):
                for name in ALL_COUNTERS}
         m.d.comb += [inc["syn_ops"].eq(Mux(acc.row_added, p.n_hid, 0)),
                      inc["spikes"].eq(neuron.spikes_inc), inc["active"].eq(neuron.active_inc),
-                     inc["weight_updates"].eq(neuron.wu_inc)]
+                     inc["weight_updates"].eq(neuron.active_inc * p.n_pre)]
 
         tok = tokens.payload
         idx = tok.value
-        # an accepted EVENT sets its bitmap bit one cycle later (set_valid, set_idx: the wide
-        # enable comes from flip-flops); until then the look-up sees it through set_idx
-        set_valid, set_idx = Signal(), Signal.like(idx)
-        m.d.sync += set_valid.eq(0)
-        with m.If(set_valid):
-            m.d.sync += bitmap.bit_select(set_idx, 1).eq(1)
-        ev_new = ((idx < p.n_in) & ~bitmap.bit_select(idx, 1)
-                  & ~(set_valid & (set_idx == idx)))
+        # an accepted EVENT sets its bitmap bit one cycle later, from flip-flops: a one-hot
+        # word select and a one-hot bit select (bitmap bit i = word i // LOOKUP_WORD,
+        # bit i % LOOKUP_WORD), so each bit's enable is one LUT
+        lw = self.LOOKUP_WORD
+        n_words = -(-len(bitmap) // lw)
+        set_word, set_bit = Signal(n_words), Signal(lw)
+        for i in range(len(bitmap)):
+            with m.If(set_word[i // lw] & set_bit[i % lw]):
+                m.d.sync += bitmap[i].eq(1)
+        m.d.sync += [set_word.eq(0), set_bit.eq(0)]
 
+        # the look-up of an EVENT at the head of the token slice, in two registered stages
+        # while it waits (the bitmap word, then the bit; a bit set meanwhile is forwarded):
+        # the token is taken in the third cycle, so an EVENT takes at least three cycles
         # one-hot copy of the sequencer state, registered with it (``st``): the memory port
         # multiplexers select on flip-flops instead of decoding the binary state
         state_bit = {"IDLE": 0}
@@ -291,6 +299,22 @@ class LearningCore(wiring.Component):
 
         def st(state):
             return onehot[state_bit[state]]
+
+        # dense mode walks every input row: a copy of the bitmap shifted one bit per row
+        dense_bits = Signal.like(bitmap)
+
+        head_event = tokens.valid & (tok.kind == TokenKind.EVENT) & st("IDLE")
+        head_stays = head_event & ~tokens.ready
+        look1, look2 = Signal(), Signal()
+        m.d.sync += [look1.eq(head_stays), look2.eq(look1 & head_stays)]
+        padded = Cat(bitmap, Const(0, n_words * lw - len(bitmap)))
+        word1, in_range1, forward1 = Signal(lw), Signal(), Signal()
+        m.d.sync += [word1.eq(padded.word_select(idx[ceil_log2(lw):], lw)),
+                     in_range1.eq(idx < p.n_in),
+                     forward1.eq(set_word.bit_select(idx[ceil_log2(lw):], 1)
+                                 & set_bit.bit_select(idx[:ceil_log2(lw)], 1))]
+        ev_new = Signal()
+        m.d.sync += ev_new.eq(in_range1 & ~forward1 & ~word1.bit_select(idx[:ceil_log2(lw)], 1))
 
         def start_step_tail(next_from_acc=True):
             """After the accumulation phases: the neuron pass (with otpe: once recip is ready)."""
@@ -308,17 +332,19 @@ class LearningCore(wiring.Component):
                 with m.If(tokens.valid):
                     with m.Switch(tok.kind):
                         # event mode: every EVENT goes to the accumulator, which walks the
-                        # row of one seen before (or out of range) without adding it; so
-                        # ``ready`` does not wait for the bitmap look-up (timing)
+                        # row of one seen before (or out of range) without adding it
                         with m.Case(TokenKind.EVENT):
                             with m.If(~h.dense):
-                                m.d.comb += [acc.rows.valid.eq(1), acc.rows.payload.row.eq(idx),
+                                m.d.comb += [acc.rows.valid.eq(look2),
+                                             acc.rows.payload.row.eq(idx),
                                              acc.rows.payload.add.eq(ev_new),
-                                             tokens.ready.eq(acc.rows.ready)]
+                                             tokens.ready.eq(look2 & acc.rows.ready)]
                             with m.Else():
-                                m.d.comb += tokens.ready.eq(1)
+                                m.d.comb += tokens.ready.eq(look2)
                             with m.If(tokens.ready & (idx < p.n_in)):  # (again if seen)
-                                m.d.sync += [set_valid.eq(1), set_idx.eq(idx)]
+                                m.d.sync += [
+                                    set_word.eq(Const(1, n_words) << idx[ceil_log2(lw):]),
+                                    set_bit.eq(Const(1, lw) << idx[:ceil_log2(lw)])]
                             with m.If(ev_new & tokens.ready):
                                 m.d.comb += inc["input_events"].eq(1)
                         with m.Case(TokenKind.STEP):
@@ -327,7 +353,7 @@ class LearningCore(wiring.Component):
                                 if p.otpe:
                                     m.d.comb += norm.start.eq(1)
                                 with m.If(h.dense):
-                                    m.d.sync += count.eq(0)
+                                    m.d.sync += [count.eq(0), dense_bits.eq(bitmap)]
                                     goto("ACC_DENSE")
                                 with m.Elif(Const(p.recurrent)):
                                     m.d.comb += spk_walk.start.eq(1)
@@ -361,9 +387,9 @@ class LearningCore(wiring.Component):
             # dense mode: every input row, adding only those that spiked
             with m.State("ACC_DENSE"):
                 m.d.comb += [acc.rows.valid.eq(1), acc.rows.payload.row.eq(count),
-                             acc.rows.payload.add.eq(bitmap.bit_select(count, 1))]
+                             acc.rows.payload.add.eq(dense_bits[0])]
                 with m.If(acc.rows.ready):
-                    m.d.sync += count.eq(count + 1)
+                    m.d.sync += [count.eq(count + 1), dense_bits.eq(dense_bits >> 1)]
                     with m.If(count == p.n_in - 1):
                         if p.recurrent:
                             m.d.comb += spk_walk.start.eq(1)
@@ -431,7 +457,9 @@ class LearningCore(wiring.Component):
                 m.d.sync += count.eq(count + 1)
                 with m.If(count == p.n_out - 1):
                     goto("ARGMAX_LAST")
-            with m.State("ARGMAX_LAST"):  # the last score is compared
+            with m.State("ARGMAX_LAST"):  # the last score is read
+                goto("ARGMAX_COMPARE")
+            with m.State("ARGMAX_COMPARE"):  # and compared
                 goto("RESULT")
             with m.State("RESULT"):
                 m.d.comb += [self.result.valid.eq(1),
@@ -457,14 +485,16 @@ class LearningCore(wiring.Component):
                     goto("IDLE")
 
 
-        # -- argmax: score k registered, then compared with the best so far ------------------
+        # -- argmax: the class selected (registered), its score registered, then compared
+        # with the best so far ----------------------------------------------------------------
+        at_valid, at_k = Signal(), Signal(label_shape(p))
         arg_valid, arg_k = Signal(), Signal(label_shape(p))
         arg_score = Signal(signed(p.score_bits))
         k_count = count[:len(arg_k)]
         # the readout's class selector: argmax (count), host read-back (col)
-        m.d.comb += readout.at.eq(Mux(st("ARGMAX"), k_count, col))
-        m.d.sync += [arg_valid.eq(st("ARGMAX")), arg_k.eq(k_count),
-                     arg_score.eq(readout.score_at)]
+        m.d.sync += [readout.at.eq(Mux(st("ARGMAX"), k_count, col)),
+                     at_valid.eq(st("ARGMAX")), at_k.eq(k_count)]
+        m.d.sync += [arg_valid.eq(at_valid), arg_k.eq(at_k), arg_score.eq(readout.score_at)]
         with m.If(arg_valid & ((arg_k == 0) | (arg_score > best))):
             m.d.sync += [best.eq(arg_score), best_k.eq(arg_k)]
 
@@ -610,15 +640,18 @@ class LearningCore(wiring.Component):
                              uo.payload.w.eq(ulanes.o.payload.w),
                              uo.payload.tag.eq(ulanes.o.payload.tag[:unit.upd_tag.size])]
 
-        # -- counters: the increments are registered and added one cycle later; ``busy``
-        # stays up for that cycle (every counter moves only while busy, except input_events:
+        # -- counters: the increments pass two registers and are added two cycles later; ``busy``
+        # stays up for those cycles (every counter moves only while busy, except input_events:
         # a new EVENT taken while idle). Tokens other than EVENT and memory commands are
         # taken from the slices only when ``settled``.
-        busy, pending = Signal(), Signal()
+        # ``settled`` is registered: idle and nothing pending last cycle, and nothing taken
+        # then (only what the sequencer takes while idle makes it busy again)
+        busy, pending, added = Signal(), Signal(), Signal()
         m.d.comb += busy.eq(~st("IDLE") | acc.busy)
-        m.d.sync += pending.eq(busy | (inc["input_events"] != 0))
-        m.d.comb += [settled.eq(~busy & ~pending),
-                     self.busy.eq(busy | pending | tokens.valid | mem_cmd.valid)]
+        m.d.sync += [pending.eq(busy | (inc["input_events"] != 0)), added.eq(pending)]
+        took = (tokens.valid & tokens.ready) | (mem_cmd.valid & mem_cmd.ready)
+        m.d.sync += settled.eq(~busy & ~pending & ~added & ~took)
+        m.d.comb += self.busy.eq(busy | pending | added | tokens.valid | mem_cmd.valid)
         m.d.comb += [
             inc["cyc_accumulate"].eq(in_acc | (st("IDLE") & acc.busy)),
             inc["cyc_neuron"].eq(st_neuron | (st("NORM_WAIT") if p.otpe else 0)),
@@ -631,11 +664,12 @@ class LearningCore(wiring.Component):
         for name in ALL_COUNTERS:
             cur = getattr(self.counters, name)
             step = Signal.like(inc[name], name=f"step_{name}")
+            step2 = Signal.like(inc[name], name=f"step2_{name}")
             total = Signal(COUNTER_BITS + 1, name=f"next_{name}")
-            m.d.comb += total.eq(cur + step)
+            m.d.comb += total.eq(cur + step2)
             with m.If(self.clear_counters):
-                m.d.sync += [cur.eq(0), step.eq(0)]
+                m.d.sync += [cur.eq(0), step.eq(0), step2.eq(0)]
             with m.Else():
                 m.d.sync += [cur.eq(Mux(total[COUNTER_BITS], top, total[:COUNTER_BITS])),
-                             step.eq(inc[name])]
+                             step.eq(inc[name]), step2.eq(step)]
         return m

@@ -184,7 +184,7 @@ class SynapticAccumulator(wiring.Component):
         direct = ~buf_valid & (~walking | last)
         take = self.rows.valid & self.rows.ready
 
-        m.d.comb += self.rows.ready.eq(~buf_valid | load)
+        m.d.comb += self.rows.ready.eq(~buf_valid)   # from a flip-flop (timing)
         with m.If(take):
             m.d.comb += self.row_added.eq(self.rows.payload.add)
         with m.If(take & ~direct):
@@ -267,8 +267,9 @@ class NeuronPhase(wiring.Component):
         Input event bitmap of this step.
     spk_count, act_count : out
         Entries in the spike / active group lists.
-    spikes_inc, active_inc, wu_inc : out
-        Counter increments (valid for one cycle per group).
+    spikes_inc, active_inc : out
+        Counter increments: spikes and (while learning) active neurons of one group,
+        registered (one cycle after the group's result, for one cycle).
     recip : unsigned(recip_bits), in (``otpe`` only)
         The step's ``1 / c`` (``hdl.otpe.Normalizer``), stable during the pass.
     gsum_rd, gsum_wr, z_rd, z_wr : memory ports (``otpe`` only)
@@ -304,7 +305,6 @@ class NeuronPhase(wiring.Component):
             "act_count": Out(bits_for(G)),
             "spikes_inc": Out(bits_for(n)),
             "active_inc": Out(bits_for(n)),
-            "wu_inc": Out(bits_for(n * p.n_pre)),
         }
         if p.otpe:
             members.update({
@@ -426,10 +426,8 @@ class NeuronPhase(wiring.Component):
             with m.If(self.act_wr.en):
                 m.d.sync += self.act_count.eq(self.act_count + 1)
         n_active = popcount(act_mask)
-        with m.If(valid):
-            m.d.comb += self.spikes_inc.eq(popcount(s_new))
-            with m.If(self.learn):
-                m.d.comb += [self.active_inc.eq(n_active), self.wu_inc.eq(n_active * p.n_pre)]
+        m.d.sync += [self.spikes_inc.eq(Mux(valid, popcount(s_new), 0)),
+                     self.active_inc.eq(Mux(valid & self.learn, n_active, 0))]
 
         # input trace results (then, with otpe, the z traces from the new a)
         m.d.comb += [self.tr_wr.addr.eq(trace.o.payload.tag.c), self.tr_wr.data.eq(trace.o.payload.a),

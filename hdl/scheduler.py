@@ -86,10 +86,14 @@ class GroupWalker(wiring.Component):
         wiring.connect(m, out.o, wiring.flipped(self.o))
         src = out.i
 
-        rest = Signal(n)
-        m.d.comb += rest.eq(x_visit & (x_visit - 1))
+        def without_lowest(mask):
+            return mask & (mask - 1)
+
+        # x_last (registered with x_visit): at most one neuron left in x_visit
+        rest, x_last = Signal(n), Signal()
+        m.d.comb += rest.eq(without_lowest(x_visit))
         fire = src.valid & src.ready
-        x_free = (x_visit == 0) | (fire & (rest == 0))
+        x_free = (x_visit == 0) | (fire & x_last)
         x_take = d_valid & x_free
         en = ~d_valid | x_take
 
@@ -109,10 +113,11 @@ class GroupWalker(wiring.Component):
             m.d.comb += d_mask[l].eq(Mux(self.dense, 1, Value.cast(d_word[l]) != 0))
 
         with m.If(fire):
-            m.d.sync += [x_visit.eq(rest), x_bit.eq(lowest(rest, "rest_bit"))]
+            m.d.sync += [x_visit.eq(rest), x_bit.eq(lowest(rest, "rest_bit")),
+                         x_last.eq(without_lowest(rest) == 0)]
         with m.If(x_take):
             m.d.sync += [x_visit.eq(d_mask), x_bit.eq(lowest(d_mask, "d_bit")), x_word.eq(d_word),
-                         x_g.eq(d_g)]
+                         x_g.eq(d_g), x_last.eq(without_lowest(d_mask) == 0)]
 
         elem = x_word[x_bit]
         m.d.comb += [

@@ -146,12 +146,14 @@ class Top(wiring.Component):
             eng.rx_frame_error.eq(uart.err.frame),
         ]
 
-        # LEDs: stretch short events to ~50 ms
+        # LEDs: stretch short events (registered first) to ~50 ms
         hold = max(1, self.clk_freq // 20)
         for led, event in ((self.busy, core.busy),
                            (self.link, (w.valid & w.ready) | (r.valid & r.ready))):
             timer = Signal(range(hold + 1))
-            with m.If(event):
+            seen = Signal()
+            m.d.sync += seen.eq(event)
+            with m.If(seen):
                 m.d.sync += timer.eq(hold)
             with m.Elif(timer != 0):
                 m.d.sync += timer.eq(timer - 1)
