@@ -363,8 +363,7 @@ class LearningCore(wiring.Component):
                         with m.Case(TokenKind.START):
                             m.d.comb += tokens.ready.eq(settled)
                             with m.If(settled):
-                                m.d.sync += [label.eq(idx), learn.eq(tok.learn), bitmap.eq(0),
-                                             count.eq(0)]
+                                m.d.sync += [label.eq(idx), learn.eq(tok.learn), count.eq(0)]
                                 m.d.comb += [readout.clear.eq(1), neuron.clear.eq(1)]
                                 if p.otpe:
                                     m.d.comb += norm.clear.eq(1)
@@ -450,7 +449,7 @@ class LearningCore(wiring.Component):
                 goto("IDLE")
 
             with m.State("CLEAR"):
-                m.d.sync += count.eq(count + 1)
+                m.d.sync += [count.eq(count + 1), bitmap.eq(0)]
                 with m.If(count == max(G, c_tr) - 1):
                     goto("IDLE")
             with m.State("ARGMAX"):

@@ -344,7 +344,7 @@ class NeuronPhase(wiring.Component):
 
         running = Signal()
         slot = Signal(range(slots + 1))
-        drain_cycles = max(n_latency, t_latency) + 3
+        drain_cycles = max(n_latency + 1, t_latency) + 3
         drain = Signal(range(drain_cycles + 1))
         with m.If(self.start):
             m.d.sync += [running.eq(1), slot.eq(0)]
@@ -404,6 +404,12 @@ class NeuronPhase(wiring.Component):
             m.d.sync += lif.i.payload.tag.eq(c1)
             valid, g, v_new, s_new = lif.o.valid, out.tag, out.v, out.s
             m.d.comb += walk.eq(out.psi)
+        # results registered once more before the writes, the lists and the counters
+        r_valid, r_g = Signal(), Signal.like(g)
+        r_v, r_s, r_walk = Signal.like(v_new), Signal.like(s_new), Signal.like(walk)
+        m.d.sync += [r_valid.eq(valid), r_g.eq(g), r_v.eq(v_new), r_s.eq(s_new),
+                     r_walk.eq(walk)]
+        valid, g, v_new, s_new, walk = r_valid, r_g, r_v, r_s, r_walk
         any_spike = s_new != 0
         act_mask = Signal(n)
         for l in range(n):

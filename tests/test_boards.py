@@ -301,3 +301,41 @@ def test_core_harness_plan():
     assert "top.il" in plan.files and top.led_map["busy"] == "led#1"
     with pytest.raises(ValueError, match="design must be one of"):
         make_top(board.small_params, 100 * MHZ, board.baud, design="nope")
+
+
+def _cell(kind, ins, outs):
+    conns = {**ins, **outs}
+    dirs = {**{p: "input" for p in ins}, **{p: "output" for p in outs}}
+    return {"type": kind, "connections": conns, "port_directions": dirs}
+
+
+def test_depth_estimate(tmp_path):
+    """boards.depth: FF -> LUT -> LUT -> FF and FF -> 2-cell carry chain -> FF, by hand."""
+    from boards import depth
+    cells = {
+        "a": _cell("TRELLIS_FF", {"CLK": [1], "DI": [9]}, {"Q": [2]}),
+        "l1": _cell("LUT4", {"A": [2], "B": ["0"]}, {"Z": [3]}),
+        "l2": _cell("LUT4", {"A": [3]}, {"Z": [4]}),
+        "b": _cell("TRELLIS_FF", {"CLK": [1], "DI": [4]}, {"Q": [5]}),
+        "c1": _cell("CCU2C", {"A0": [2], "CIN": ["0"]}, {"COUT": [6], "S0": [10]}),
+        "c2": _cell("CCU2C", {"A0": [2], "CIN": [6]}, {"COUT": [11], "S0": [7]}),
+        "c": _cell("TRELLIS_FF", {"CLK": [1], "DI": [7]}, {"Q": [9]}),
+    }
+    names = {"a_q": [2], "mid": [3], "b_d": [4], "b_q": [5], "c_d": [7], "c_q": [9]}
+    netlist = {"modules": {"top": {
+        "attributes": {"top": 1}, "cells": cells,
+        "netnames": {k: {"bits": v, "hide_name": 0} for k, v in names.items()}}}}
+    path = tmp_path / "top.json"
+    path.write_text(json.dumps(netlist))
+    ends = {e["cell"]: e for e in depth.estimate(path, "ecp5") if e["port"] == "DI"}
+    base, per = depth.NET_NS["ecp5"]
+    lut = depth.COMB_ARCS["ecp5"]["LUT4"][0][2]
+    import math
+    q = 0.5 + base + per * math.log2(3)          # a.Q drives l1, c1 and c2
+    assert ends["b"]["ns"] == pytest.approx(q + 2 * (lut + base), abs=0.01)
+    # c1's carry reaches c2 on the chain's own wire (no net delay), then c2's sum
+    sum_from_cin = depth.COMB_ARCS["ecp5"]["CCU2C"][1][2]
+    assert ends["c"]["ns"] == pytest.approx(q + lut + sum_from_cin + base, abs=0.01)
+    assert [n for n, _, _ in ends["b"]["path"]] == ["a_q", "mid", "b_d"]
+    groups = depth.grouped(depth.estimate(path, "ecp5"))
+    assert next(iter(groups)) in ("b_q", "c_q")
