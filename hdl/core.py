@@ -245,16 +245,17 @@ class LearningCore(wiring.Component):
         cmd = Signal(mem_cmd_layout())
         rsp = Signal(signed(32))
         row, col = cmd.row, cmd.col
-        host_w_ok = (row < p.n_hid) & (col < p.n_pre)
+        # range checks and write enables of the command, registered in MEM_DECODE
+        w_ok = (row < p.n_hid) & (col < p.n_pre)
+        cols_ok = (row < p.n_out) & (col < p.n_hid)   # W_OUT: row k, col j
+        rows_ok = (row < p.n_hid) & (col < p.n_out)   # B: row j, col k
+        host_w_ok, host_cols_ok, host_rows_ok = Signal(), Signal(), Signal()
+        host_k_ok, host_v_ok = Signal(), Signal()     # SCORE, Y: col k; V: col j
         host_bank = Signal(range(max(n, 2)))
-        m.d.comb += host_bank.eq((row + col)[:lb] if n > 1 else 0)
+        we_w, we_wout, we_b = Signal(n), Signal(p.n_out), Signal(p.n_out)
         # memory addresses of the command, registered with it
         host_w_addr = Signal(w_addr_width(p))
         host_col_addr = Signal(range(p.n_hid))  # W_out column: j of W_OUT (col), of B (row)
-        host_cols_ok = (row < p.n_out) & (col < p.n_hid)   # W_OUT: row k, col j
-        host_rows_ok = (row < p.n_hid) & (col < p.n_out)   # B: row j, col k
-        host_k_ok = col < p.n_out                           # SCORE, Y
-        host_v_ok = col < p.n_hid
 
         # -- sequencer ------------------------------------------------------------------
         count = Signal(range(max(G, c_tr, p.n_in, p.n_out) + 1))
@@ -285,9 +286,6 @@ class LearningCore(wiring.Component):
                 m.d.sync += bitmap[i].eq(1)
         m.d.sync += [set_word.eq(0), set_bit.eq(0)]
 
-        # the look-up of an EVENT at the head of the token slice, in two registered stages
-        # while it waits (the bitmap word, then the bit; a bit set meanwhile is forwarded):
-        # the token is taken in the third cycle, so an EVENT takes at least three cycles
         # one-hot copy of the sequencer state, registered with it (``st``): the memory port
         # multiplexers select on flip-flops instead of decoding the binary state
         state_bit = {"IDLE": 0}
@@ -303,18 +301,40 @@ class LearningCore(wiring.Component):
         # dense mode walks every input row: a copy of the bitmap shifted one bit per row
         dense_bits = Signal.like(bitmap)
 
+        # the look-up of an EVENT at the head of the token slice, in two registered stages
+        # while it waits (the bitmap word and the one-hot selects, then the bit; a bit set
+        # meanwhile is forwarded): the token is taken in the third cycle, so an EVENT takes at
+        # least three cycles. ``look2`` implies the state IDLE and an EVENT at the head (a
+        # waiting token stays), so the EVENT is handled outside the state decode.
         head_event = tokens.valid & (tok.kind == TokenKind.EVENT) & st("IDLE")
         head_stays = head_event & ~tokens.ready
         look1, look2 = Signal(), Signal()
         m.d.sync += [look1.eq(head_stays), look2.eq(look1 & head_stays)]
         padded = Cat(bitmap, Const(0, n_words * lw - len(bitmap)))
+        word_sel, bit_sel = idx[ceil_log2(lw):], idx[:ceil_log2(lw)]
+        # the index taken last cycle: its bit is not yet in the bitmap word read now
+        taken_idx, taken_valid = Signal.like(idx), Signal()
         word1, in_range1, forward1 = Signal(lw), Signal(), Signal()
-        m.d.sync += [word1.eq(padded.word_select(idx[ceil_log2(lw):], lw)),
-                     in_range1.eq(idx < p.n_in),
-                     forward1.eq(set_word.bit_select(idx[ceil_log2(lw):], 1)
-                                 & set_bit.bit_select(idx[:ceil_log2(lw)], 1))]
+        word_hot1, bit_hot1 = Signal(n_words), Signal(lw)
+        m.d.sync += [word1.eq(padded.word_select(word_sel, lw)), in_range1.eq(idx < p.n_in),
+                     forward1.eq(taken_valid & (taken_idx == idx)),
+                     word_hot1.eq(Const(1, n_words) << word_sel),
+                     bit_hot1.eq(Const(1, lw) << bit_sel)]
         ev_new = Signal()
-        m.d.sync += ev_new.eq(in_range1 & ~forward1 & ~word1.bit_select(idx[:ceil_log2(lw)], 1))
+        m.d.sync += ev_new.eq(in_range1 & ~forward1 & ~word1.bit_select(bit_sel, 1))
+        ev_take = Signal()
+        m.d.comb += ev_take.eq(look2 & (h.dense | acc.rows.ready))
+        # event mode: every EVENT goes to the accumulator, which walks the row of one seen
+        # before (or out of range) without adding it
+        m.d.comb += [acc.rows.valid.eq(look2 & ~h.dense), acc.rows.payload.row.eq(idx),
+                     acc.rows.payload.add.eq(ev_new)]
+        m.d.sync += [taken_valid.eq(ev_take & in_range1), taken_idx.eq(idx)]
+        with m.If(ev_take):
+            m.d.comb += tokens.ready.eq(1)
+            with m.If(in_range1):   # (again if seen)
+                m.d.sync += [set_word.eq(word_hot1), set_bit.eq(bit_hot1)]
+            with m.If(ev_new):
+                m.d.comb += inc["input_events"].eq(1)
 
         def start_step_tail(next_from_acc=True):
             """After the accumulation phases: the neuron pass (with otpe: once recip is ready)."""
@@ -331,22 +351,7 @@ class LearningCore(wiring.Component):
             with m.State("IDLE"):
                 with m.If(tokens.valid):
                     with m.Switch(tok.kind):
-                        # event mode: every EVENT goes to the accumulator, which walks the
-                        # row of one seen before (or out of range) without adding it
-                        with m.Case(TokenKind.EVENT):
-                            with m.If(~h.dense):
-                                m.d.comb += [acc.rows.valid.eq(look2),
-                                             acc.rows.payload.row.eq(idx),
-                                             acc.rows.payload.add.eq(ev_new),
-                                             tokens.ready.eq(look2 & acc.rows.ready)]
-                            with m.Else():
-                                m.d.comb += tokens.ready.eq(look2)
-                            with m.If(tokens.ready & (idx < p.n_in)):  # (again if seen)
-                                m.d.sync += [
-                                    set_word.eq(Const(1, n_words) << idx[ceil_log2(lw):]),
-                                    set_bit.eq(Const(1, lw) << idx[:ceil_log2(lw)])]
-                            with m.If(ev_new & tokens.ready):
-                                m.d.comb += inc["input_events"].eq(1)
+                        # EVENT: handled above (look2)
                         with m.Case(TokenKind.STEP):
                             m.d.comb += tokens.ready.eq(step_ok)
                             with m.If(step_ok):
@@ -378,10 +383,7 @@ class LearningCore(wiring.Component):
                     new = mem_cmd.payload
                     m.d.sync += [cmd.eq(new), host_w_addr.eq(new.col * G + (new.row >> lb)),
                                  host_col_addr.eq(Mux(new.mem == Memory.B, new.row, new.col))]
-                    with m.If(mem_cmd.payload.write):
-                        goto("MEM_WRITE")
-                    with m.Else():
-                        goto("MEM_READ")
+                    goto("MEM_DECODE")
 
             # dense mode: every input row, adding only those that spiked
             with m.State("ACC_DENSE"):
@@ -467,7 +469,24 @@ class LearningCore(wiring.Component):
                     m.d.comb += inc["samples"].eq(1)
                     goto("IDLE")
 
-            with m.State("MEM_WRITE"):
+            with m.State("MEM_DECODE"):
+                bank = (row + col)[:lb] if n > 1 else 0
+                writes = cmd.write & (cmd.mem == Memory.W) & w_ok
+                m.d.sync += [
+                    host_w_ok.eq(w_ok), host_cols_ok.eq(cols_ok), host_rows_ok.eq(rows_ok),
+                    host_k_ok.eq(col < p.n_out), host_v_ok.eq(col < p.n_hid),
+                    host_bank.eq(bank),
+                    we_w.eq(Mux(writes, Const(1, n) << bank, 0)),
+                    we_wout.eq(Mux(cmd.write & (cmd.mem == Memory.W_OUT) & cols_ok,
+                                   (Const(1, p.n_out) << row)[:p.n_out], 0)),
+                    we_b.eq(Mux(cmd.write & (cmd.mem == Memory.B) & rows_ok,
+                                (Const(1, p.n_out) << col)[:p.n_out], 0))]
+                with m.If(cmd.write):
+                    goto("MEM_WRITE")
+                with m.Else():
+                    goto("MEM_READ")
+            with m.State("MEM_WRITE"):   # the enables of MEM_DECODE are up for this cycle
+                m.d.sync += [we_w.eq(0), we_wout.eq(0), we_b.eq(0)]
                 goto("IDLE")
             # host read-back pipeline (below): read, word registers, element registers, rsp
             with m.State("MEM_READ"):
@@ -538,8 +557,7 @@ class LearningCore(wiring.Component):
         for b in range(n):
             m.d.comb += [host_w_rd[b].addr.eq(host_w_addr), host_w_rd[b].en.eq(1),
                          host_w_wr[b].addr.eq(host_w_addr), host_w_wr[b].data.eq(wdata),
-                         host_w_wr[b].en.eq(st("MEM_WRITE") & (cmd.mem == Memory.W) & host_w_ok
-                                            & (host_bank == b))]
+                         host_w_wr[b].en.eq(we_w[b])]
         host_col = _Port(wout_rd, "host_col_rd")
         m.d.comb += [host_col.addr.eq(host_col_addr), host_col.en.eq(1)]
         host_wout_wr, host_b_wr = _Port(wout_wr, "host_wout_wr"), _Port(b_wr, "host_b_wr")
@@ -547,11 +565,9 @@ class LearningCore(wiring.Component):
             m.d.comb += [host_wout_wr.data[k].eq(wdata), host_b_wr.data[k].eq(wdata)]
         m.d.comb += [
             host_wout_wr.addr.eq(col),
-            host_wout_wr.en.eq(Mux(st("MEM_WRITE") & (cmd.mem == Memory.W_OUT) & host_cols_ok,
-                                   (Const(1, p.n_out) << row)[:p.n_out], 0)),
+            host_wout_wr.en.eq(we_wout),
             host_b_wr.addr.eq(row),
-            host_b_wr.en.eq(Mux(st("MEM_WRITE") & (cmd.mem == Memory.B) & host_rows_ok,
-                                (Const(1, p.n_out) << col)[:p.n_out], 0)),
+            host_b_wr.en.eq(we_b),
         ]
         host_v = _Port(v_rd, "host_v_rd")
         m.d.comb += [host_v.addr.eq(col >> lb), host_v.en.eq(1)]

@@ -171,7 +171,9 @@ class SynapticAccumulator(wiring.Component):
         slots = max(G, self.HAZARD)
         lane_bits = ceil_log2(n)
 
-        # a row is walked right away if the walk is free, else it waits in a one-entry buffer
+        # every row enters a one-entry buffer (``rows.ready`` and the walk start come from
+        # flip-flops); the walk loads it when free or in its last slot, so rows follow each
+        # other without bubbles and an idle walk starts one cycle after the row is taken
         buf_valid, buf_add = Signal(), Signal()
         buf_row = Signal.like(self.rows.payload.row)
         walking = Signal()
@@ -181,13 +183,11 @@ class SynapticAccumulator(wiring.Component):
         add = Signal()
         last = slot == slots - 1
         load = buf_valid & (~walking | last)
-        direct = ~buf_valid & (~walking | last)
         take = self.rows.valid & self.rows.ready
 
-        m.d.comb += self.rows.ready.eq(~buf_valid)   # from a flip-flop (timing)
+        m.d.comb += self.rows.ready.eq(~buf_valid)
         with m.If(take):
             m.d.comb += self.row_added.eq(self.rows.payload.add)
-        with m.If(take & ~direct):
             m.d.sync += [buf_valid.eq(1), buf_row.eq(self.rows.payload.row),
                          buf_add.eq(self.rows.payload.add)]
         with m.Elif(load):
@@ -196,11 +196,9 @@ class SynapticAccumulator(wiring.Component):
             m.d.sync += [slot.eq(slot + 1), addr.eq(addr + 1)]
             with m.If(last):
                 m.d.sync += walking.eq(0)
-        for start, row, row_add in ((load, buf_row, buf_add),
-                                    (take & direct, self.rows.payload.row, self.rows.payload.add)):
-            with m.If(start):
-                m.d.sync += [walking.eq(1), slot.eq(0), addr.eq(row * G),
-                             rot.eq(row[:lane_bits] if n > 1 else 0), add.eq(row_add)]
+        with m.If(load):
+            m.d.sync += [walking.eq(1), slot.eq(0), addr.eq(buf_row * G),
+                         rot.eq(buf_row[:lane_bits] if n > 1 else 0), add.eq(buf_add)]
 
         issue = walking & (slot < G)
         for b in range(n):

@@ -28,7 +28,7 @@ class GroupWalker(wiring.Component):
     start : Signal(1), in
         Start a walk over ``count`` list entries (or all ``n_hid / lanes`` groups if ``dense``).
     dense : Signal(1), in
-        Sampled at ``start``... and held by the caller during the walk.
+        Sampled at ``start`` (into a flip-flop that selects the walk's mode).
     count : in
         Number of valid list entries.
     list_rd : read port, out
@@ -63,8 +63,9 @@ class GroupWalker(wiring.Component):
         lb = ceil_log2(n)
 
         running = Signal()
+        dense = Signal()
         e = Signal(range(G + 1))
-        total = Mux(self.dense, G, self.count)
+        total = Mux(dense, G, self.count)
         fetch = running & (e < total)
 
         d_valid = Signal()
@@ -104,13 +105,13 @@ class GroupWalker(wiring.Component):
             with m.If(fetch):
                 m.d.sync += e.eq(e + 1)
 
-        d_g = Mux(self.dense, d_e, self.list_rd.data.g)
+        d_g = Mux(dense, d_e, self.list_rd.data.g)
         d_word = Signal(self.word)
-        m.d.comb += d_word.eq(Mux(self.dense, self.dense_rd.data.as_value(),
+        m.d.comb += d_word.eq(Mux(dense, self.dense_rd.data.as_value(),
                                   self.list_rd.data.word.as_value()))
         d_mask = Signal(n)
         for l in range(n):
-            m.d.comb += d_mask[l].eq(Mux(self.dense, 1, Value.cast(d_word[l]) != 0))
+            m.d.comb += d_mask[l].eq(Mux(dense, 1, Value.cast(d_word[l]) != 0))
 
         with m.If(fire):
             m.d.sync += [x_visit.eq(rest), x_bit.eq(lowest(rest, "rest_bit")),
@@ -129,7 +130,8 @@ class GroupWalker(wiring.Component):
 
         walking = running & (fetch | d_valid | (x_visit != 0))
         with m.If(self.start):
-            m.d.sync += [running.eq(1), e.eq(0), d_valid.eq(0), x_visit.eq(0)]
+            m.d.sync += [running.eq(1), dense.eq(self.dense), e.eq(0), d_valid.eq(0),
+                         x_visit.eq(0)]
         with m.Elif(~walking):
             m.d.sync += running.eq(0)
         m.d.comb += self.busy.eq(walking | out.o.valid)
