@@ -134,7 +134,7 @@ class GradientWalk(wiring.Component):
         self.c_pre = -(-p.n_pre // n)
         self.c_tr = -(-(p.n_in + p.n_hid) // n)
         aw = w_addr_width(p)
-        #: the tag of a synapse update: lane addresses and enables, bank rotation
+        #: the tag of a synapse update: bank addresses and enables, bank rotation
         self.upd_tag = data.StructLayout({"addr": data.ArrayLayout(unsigned(aw), n),
                                           "en": unsigned(n),
                                           "rot": unsigned(max(ceil_log2(n), 1))})
@@ -197,7 +197,7 @@ class GradientWalk(wiring.Component):
         flag = Signal()
         mod = Signal(signed(p.l_bits))
         c = Signal(range(self.c_pre + 1))
-        base = Signal(aw + 1)
+        c_last = Signal()  # c == c_pre - 1
         walking = Signal()
         # single-port weight RAM: a free-running clock phase, reads (issues) on phase 1 only,
         # each write-back lands an odd number of cycles after its read, on phase 0
@@ -208,7 +208,7 @@ class GradientWalk(wiring.Component):
             issue = walking & clk_phase
         else:
             issue = walking
-        last = issue & (c == self.c_pre - 1)
+        last = issue & c_last
         load = buf_valid & (~walking | last)
         buf_write = Signal()
         # the write-back passes wb_regs registers (after the rotation muxes); a single-port
@@ -254,33 +254,32 @@ class GradientWalk(wiring.Component):
         buf_base = buf_j >> lb if n > 1 else buf_j
         with m.If(load):
             m.d.sync += [j.eq(buf_j), flag.eq(buf_flag), mod.eq(buf_m), c.eq(0), walking.eq(1),
-                         base.eq(buf_base)]
+                         c_last.eq(int(self.c_pre == 1))]
             with m.Switch(buf_j[:lb] if n > 1 else 0):
                 for r in range(n):
                     with m.Case(r):
                         m.d.sync += [bank_addr[b].eq(buf_base + ((b - r) % n) * G)
                                      for b in range(n)]
         with m.Elif(issue):
-            m.d.sync += [c.eq(c + 1), base.eq(base + n * G)]
+            m.d.sync += [c.eq(c + 1), c_last.eq(c + 2 == self.c_pre)]
             m.d.sync += [bank_addr[b].eq(bank_addr[b] + n * G) for b in range(n)]
             with m.If(last):
                 m.d.sync += [walking.eq(0), drain.eq(drain_cycles)]
         with m.Elif(drain != 0):
             m.d.sync += drain.eq(drain - 1)
 
-        # issue: bank addresses; lane addresses (for the write-back); generator draws
+        # issue: bank addresses (also those of the write-back); generator draws
         rot = j[:lb] if n > 1 else 0
-        lane_addr = [Signal(aw, name=f"lane_addr{l}") for l in range(n)]
         lane_en = Signal(n)
         for l in range(n):
-            m.d.comb += [lane_addr[l].eq(base + l * G),
-                         lane_en[l].eq(issue & flag & (c * n + l < p.n_pre))]
-            m.d.comb += rngs[l].advance.eq(lane_en[l])
+            m.d.comb += [lane_en[l].eq(issue & flag & (c * n + l < p.n_pre)),
+                         rngs[l].advance.eq(lane_en[l])]
         for b in range(n):
             m.d.comb += [self.w_rd[b].addr.eq(bank_addr[b]), self.w_rd[b].en.eq(1)]
         m.d.comb += [self.tr_rd.addr.eq(c), self.tr_rd.en.eq(1)]
 
-        # t+1: memory data registered as it is; t+2: weights rotated from banks to lanes
+        # t+1: memory data registered as it is, the enables rotated from lanes to banks;
+        # t+2: weights rotated from banks to lanes
         v1, v2 = Signal(), Signal()
         t1, t2 = Signal(tag), Signal(tag)
         r1, r2 = Signal(data.ArrayLayout(unsigned(32), n)), Signal(data.ArrayLayout(unsigned(32), n))
@@ -288,9 +287,13 @@ class GradientWalk(wiring.Component):
         a2 = Signal(grad_trace_word(p, n))
         bank2 = [Signal(signed(p.w_bits), name=f"bank2_{b}") for b in range(n)]
         m.d.sync += [v1.eq(issue), t1.rot.eq(rot), t1.en.eq(lane_en), m1.eq(mod)]
-        for l in range(n):
-            m.d.sync += [t1.addr[l].eq(lane_addr[l]), r1[l].eq(rngs[l].value)]
+        m.d.sync += [t1.addr[b].eq(bank_addr[b]) for b in range(n)]
+        m.d.sync += [r1[l].eq(rngs[l].value) for l in range(n)]
         m.d.sync += [v2.eq(v1), t2.eq(t1), r2.eq(r1), m2.eq(m1), a2.eq(self.tr_rd.data)]
+        with m.Switch(t1.rot):
+            for r in range(n):
+                with m.Case(r):
+                    m.d.sync += [t2.en[b].eq(t1.en[(b - r) % n]) for b in range(n)]
         m.d.sync += [bank2[b].eq(self.w_rd[b].data) for b in range(n)]
         m.d.sync += [syn_i.valid.eq(v2), syn_i.payload.tag.eq(t2), syn_i.payload.r.eq(r2),
                      syn_i.payload.a.eq(a2)]
@@ -301,7 +304,7 @@ class GradientWalk(wiring.Component):
                     with m.Case(r):
                         m.d.sync += syn_i.payload.w[l].eq(bank2[(l + r) % n])
 
-        # write back: lanes rotated to banks into registers, then wb_regs - 1 more
+        # write back: weights rotated from lanes to banks into registers, then wb_regs - 1 more
         out = syn_o.payload
         wb = [[[Signal.like(self.w_wr[b].addr, name=f"wb{s}_addr{b}"),
                 Signal.like(self.w_wr[b].data, name=f"wb{s}_data{b}"),
@@ -310,9 +313,9 @@ class GradientWalk(wiring.Component):
             with m.Switch(out.tag.rot):
                 for r in range(n):
                     with m.Case(r):
-                        l = (b - r) % n
-                        m.d.sync += [wb[0][b][0].eq(out.tag.addr[l]), wb[0][b][1].eq(out.w[l]),
-                                     wb[0][b][2].eq(syn_o.valid & out.tag.en[l])]
+                        m.d.sync += wb[0][b][1].eq(out.w[(b - r) % n])
+            m.d.sync += [wb[0][b][0].eq(out.tag.addr[b]),
+                         wb[0][b][2].eq(syn_o.valid & out.tag.en[b])]
             for s in range(1, wb_regs):
                 m.d.sync += [d.eq(q) for d, q in zip(wb[s][b], wb[s - 1][b])]
             m.d.comb += [self.w_wr[b].addr.eq(wb[-1][b][0]), self.w_wr[b].data.eq(wb[-1][b][1]),

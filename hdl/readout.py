@@ -60,8 +60,8 @@ class Readout(wiring.Component):
     y, err : y_word, out
     score : ArrayLayout(signed(score_bits), n_out), out
     at : label_shape, in
-        Class selected onto ``y_at`` and ``score_at`` (combinational) while idle; the
-        decay (and with ``chunks > 1`` the finish) use the same selectors.
+        Class selected onto ``y_at`` and ``score_at`` (combinational) while idle; with
+        ``chunks > 1`` the finish uses the ``score_at`` selector.
     y_at : signed(y_bits), out
     score_at : signed(score_bits), out
     """
@@ -94,8 +94,8 @@ class Readout(wiring.Component):
         sel = Signal(signed(p.y_bits))
         prod = Signal(signed(p.y_bits + p.decay_frac + 1))
         sweep(m, self.start, decaying, k, K)
-        m.d.comb += self.y_at.eq(self.y[Mux(decaying, k, self.at)])
-        m.d.sync += [va.eq(decaying), ka.eq(k), sel.eq(self.y_at)]
+        m.d.comb += self.y_at.eq(self.y[self.at])
+        m.d.sync += [va.eq(decaying), ka.eq(k), sel.eq(self.y[k])]
         m.d.sync += [vb.eq(va), kb.eq(ka), prod.eq(sel * h.kappa_q)]
         with m.If(vb):
             with m.Switch(kb):
