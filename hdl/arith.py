@@ -38,11 +38,6 @@ def usat(value, bits: int) -> Value:
     return result
 
 
-def low_mask(shift: Value, width: int) -> Value:
-    """``(1 << shift) - 1`` limited to ``width`` bits (all ones once ``shift >= width``)."""
-    return ((Const(1, unsigned(1)) << shift) - 1)[:width]
-
-
 def clog2(n: int) -> int:
     """Bits needed to index ``n`` items (at least 1)."""
     return max(1, (n - 1).bit_length())

@@ -34,8 +34,9 @@ class LearningSignal(wiring.Component):
     i : stream, in
         ``fb`` (feedback row ``B_j``: ``W_out[:, j]`` or ``B[j, :]``) and ``psi``.
     o : stream (always ready), out
-        ``m`` (the modulator), one cycle, ``n_out + 8`` cycles after ``i``.
+        ``m`` (the modulator), one cycle, ``n_out + 9`` cycles after ``i``.
     err : y_word, in
+        Copied when ``i`` is taken.
     hyper : hyper_layout, in
         Uses ``l_shift`` and ``psi_shift``.
     """
@@ -54,45 +55,49 @@ class LearningSignal(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p, h, K = self.p, self.hyper, self.p.n_out
+        # the operands, copied on acceptance and shifted down one class per product
         fb = Signal(wout_word(p))
+        err = Signal(y_word(p))
         psi = Signal(unsigned(p.psi_bits))
         running = Signal()
         k = Signal(range(K + 1))
+        issue = running & (k < K)
         m.d.comb += self.i.ready.eq(~running)
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [fb.eq(self.i.payload.fb), psi.eq(self.i.payload.psi),
+            m.d.sync += [fb.eq(self.i.payload.fb), err.eq(self.err), psi.eq(self.i.payload.psi),
                          running.eq(1), k.eq(0)]
+        with m.Elif(issue):
+            m.d.sync += [k.eq(k + 1), fb.eq(fb.as_value() >> p.w_bits),
+                         err.eq(err.as_value() >> p.y_bits)]
 
-        # MAC pipeline: select, multiply, accumulate
-        va, vb, vc = Signal(), Signal(), Signal()
-        last_a, last_b = Signal(), Signal()
-        first_a, first_b = Signal(), Signal()
-        sb = Signal(signed(p.w_bits))
-        se = Signal(signed(p.y_bits))
+        # MAC pipeline: multiply, accumulate
+        vb, vc = Signal(), Signal()
+        first_b, last_b = Signal(), Signal()
         prod = Signal(signed(p.w_bits + p.y_bits))
         acc = Signal(signed(p.w_bits + p.y_bits + bits_for(K)))
-        issue = running & (k < K)
-        with m.If(issue):
-            m.d.sync += k.eq(k + 1)
-        m.d.sync += [va.eq(issue), sb.eq(fb[k]), se.eq(self.err[k]),
-                     first_a.eq(k == 0), last_a.eq(k == K - 1)]
-        m.d.sync += [vb.eq(va), prod.eq(sb * se), first_b.eq(first_a), last_b.eq(last_a & va)]
+        m.d.sync += [vb.eq(issue), prod.eq(fb[0] * err[0]), first_b.eq(k == 0),
+                     last_b.eq(issue & (k == K - 1))]
         with m.If(vb):
             m.d.sync += acc.eq(Mux(first_b, 0, acc) + prod)
         m.d.sync += vc.eq(last_b)
-        # learning signal, modulator: shift, saturate, multiply, shift, saturate; one shifter
-        # for both shifts (one neuron in flight: acc at vc, prod2 at vf)
+        # learning signal, modulator: select, shift, saturate, multiply, select, shift,
+        # saturate; one shifter for both shifts, its operand and amount registered (one
+        # neuron in flight: acc at vc, prod2 at vg)
         lsig = Signal(signed(p.l_bits))
         prod2 = Signal(signed(p.l_bits + p.psi_bits + 1))
-        shifted = Signal(signed(max(len(acc), len(prod2))))
-        vd, ve, vf, vg = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += shifted.eq(Mux(vf, prod2, acc) >> Mux(vf, h.psi_shift, h.l_shift))
-        m.d.sync += [vd.eq(vc)]
-        m.d.sync += [ve.eq(vd), lsig.eq(sat(shifted, p.l_bits))]
-        m.d.sync += [vf.eq(ve), prod2.eq(lsig * psi)]
-        m.d.sync += [vg.eq(vf)]
-        m.d.sync += [self.o.valid.eq(vg), self.o.payload.m.eq(sat(shifted, p.l_bits))]
-        with m.If(vg):
+        operand = Signal(signed(max(len(acc), len(prod2))))
+        amount = Signal(unsigned(p.shift_bits))
+        shifted = Signal.like(operand)
+        vd, ve, vf, vg, vh, vi = (Signal(name=f"v{s}") for s in "defghi")
+        with m.If(vc):
+            m.d.sync += [operand.eq(acc), amount.eq(h.l_shift)]
+        with m.Elif(vg):
+            m.d.sync += [operand.eq(prod2), amount.eq(h.psi_shift)]
+        m.d.sync += shifted.eq(operand >> amount)
+        m.d.sync += [vd.eq(vc), ve.eq(vd), vf.eq(ve), vg.eq(vf), vh.eq(vg), vi.eq(vh)]
+        m.d.sync += [lsig.eq(sat(shifted, p.l_bits)), prod2.eq(lsig * psi)]
+        m.d.sync += [self.o.valid.eq(vi), self.o.payload.m.eq(sat(shifted, p.l_bits))]
+        with m.If(vi):
             m.d.sync += running.eq(0)
         return m
 
@@ -129,7 +134,7 @@ class GradientWalk(wiring.Component):
         self.c_pre = -(-p.n_pre // n)
         self.c_tr = -(-(p.n_in + p.n_hid) // n)
         aw = w_addr_width(p)
-        #: the tag of a synapse update: lane addresses and enables, bank rotation
+        #: the tag of a synapse update: bank addresses and enables, bank rotation
         self.upd_tag = data.StructLayout({"addr": data.ArrayLayout(unsigned(aw), n),
                                           "en": unsigned(n),
                                           "rot": unsigned(max(ceil_log2(n), 1))})
@@ -192,10 +197,10 @@ class GradientWalk(wiring.Component):
         flag = Signal()
         mod = Signal(signed(p.l_bits))
         c = Signal(range(self.c_pre + 1))
-        base = Signal(aw + 1)
+        c_last = Signal()  # c == c_pre - 1
         walking = Signal()
         # single-port weight RAM: a free-running clock phase, reads (issues) on phase 1 only,
-        # each write-back lands 9 cycles after its read, on phase 0
+        # each write-back lands an odd number of cycles after its read, on phase 0
         single = p.weight_ram == "spram"
         if single:
             clk_phase = Signal()
@@ -203,10 +208,16 @@ class GradientWalk(wiring.Component):
             issue = walking & clk_phase
         else:
             issue = walking
-        last = issue & (c == self.c_pre - 1)
+        last = issue & c_last
         load = buf_valid & (~walking | last)
         buf_write = Signal()
-        drain_cycles = StochasticUpdateLanes.LATENCY + 4 + single
+        # the write-back passes wb_regs registers (after the rotation muxes); a single-port
+        # bank needs an odd number of edges from a read to the write of its result
+        to_update = 3  # edges from an issue to the update's input: memory, data, rotation
+        wb_regs = 1
+        if single and (to_update + StochasticUpdateLanes.LATENCY + wb_regs) % 2 == 0:
+            wb_regs += 1
+        drain_cycles = StochasticUpdateLanes.LATENCY + 4 + wb_regs
         drain = Signal(range(drain_cycles + 1))
 
         m.d.comb += [self.fb_rd.addr.eq(self.neurons.payload.j), self.fb_rd.en.eq(1)]
@@ -243,33 +254,32 @@ class GradientWalk(wiring.Component):
         buf_base = buf_j >> lb if n > 1 else buf_j
         with m.If(load):
             m.d.sync += [j.eq(buf_j), flag.eq(buf_flag), mod.eq(buf_m), c.eq(0), walking.eq(1),
-                         base.eq(buf_base)]
+                         c_last.eq(int(self.c_pre == 1))]
             with m.Switch(buf_j[:lb] if n > 1 else 0):
                 for r in range(n):
                     with m.Case(r):
                         m.d.sync += [bank_addr[b].eq(buf_base + ((b - r) % n) * G)
                                      for b in range(n)]
         with m.Elif(issue):
-            m.d.sync += [c.eq(c + 1), base.eq(base + n * G)]
+            m.d.sync += [c.eq(c + 1), c_last.eq(c + 2 == self.c_pre)]
             m.d.sync += [bank_addr[b].eq(bank_addr[b] + n * G) for b in range(n)]
             with m.If(last):
                 m.d.sync += [walking.eq(0), drain.eq(drain_cycles)]
         with m.Elif(drain != 0):
             m.d.sync += drain.eq(drain - 1)
 
-        # issue: bank addresses; lane addresses (for the write-back); generator draws
+        # issue: bank addresses (also those of the write-back); generator draws
         rot = j[:lb] if n > 1 else 0
-        lane_addr = [Signal(aw, name=f"lane_addr{l}") for l in range(n)]
         lane_en = Signal(n)
         for l in range(n):
-            m.d.comb += [lane_addr[l].eq(base + l * G),
-                         lane_en[l].eq(issue & flag & (c * n + l < p.n_pre))]
-            m.d.comb += rngs[l].advance.eq(lane_en[l])
+            m.d.comb += [lane_en[l].eq(issue & flag & (c * n + l < p.n_pre)),
+                         rngs[l].advance.eq(lane_en[l])]
         for b in range(n):
             m.d.comb += [self.w_rd[b].addr.eq(bank_addr[b]), self.w_rd[b].en.eq(1)]
         m.d.comb += [self.tr_rd.addr.eq(c), self.tr_rd.en.eq(1)]
 
-        # t+1: memory data registered as it is; t+2: weights rotated from banks to lanes
+        # t+1: memory data registered as it is, the enables rotated from lanes to banks;
+        # t+2: weights rotated from banks to lanes
         v1, v2 = Signal(), Signal()
         t1, t2 = Signal(tag), Signal(tag)
         r1, r2 = Signal(data.ArrayLayout(unsigned(32), n)), Signal(data.ArrayLayout(unsigned(32), n))
@@ -277,9 +287,13 @@ class GradientWalk(wiring.Component):
         a2 = Signal(grad_trace_word(p, n))
         bank2 = [Signal(signed(p.w_bits), name=f"bank2_{b}") for b in range(n)]
         m.d.sync += [v1.eq(issue), t1.rot.eq(rot), t1.en.eq(lane_en), m1.eq(mod)]
-        for l in range(n):
-            m.d.sync += [t1.addr[l].eq(lane_addr[l]), r1[l].eq(rngs[l].value)]
+        m.d.sync += [t1.addr[b].eq(bank_addr[b]) for b in range(n)]
+        m.d.sync += [r1[l].eq(rngs[l].value) for l in range(n)]
         m.d.sync += [v2.eq(v1), t2.eq(t1), r2.eq(r1), m2.eq(m1), a2.eq(self.tr_rd.data)]
+        with m.Switch(t1.rot):
+            for r in range(n):
+                with m.Case(r):
+                    m.d.sync += [t2.en[b].eq(t1.en[(b - r) % n]) for b in range(n)]
         m.d.sync += [bank2[b].eq(self.w_rd[b].data) for b in range(n)]
         m.d.sync += [syn_i.valid.eq(v2), syn_i.payload.tag.eq(t2), syn_i.payload.r.eq(r2),
                      syn_i.payload.a.eq(a2)]
@@ -290,16 +304,21 @@ class GradientWalk(wiring.Component):
                     with m.Case(r):
                         m.d.sync += syn_i.payload.w[l].eq(bank2[(l + r) % n])
 
-        # write back (registered once more for a single-port RAM)
+        # write back: weights rotated from lanes to banks into registers, then wb_regs - 1 more
         out = syn_o.payload
-        wb = "sync" if single else "comb"
+        wb = [[[Signal.like(self.w_wr[b].addr, name=f"wb{s}_addr{b}"),
+                Signal.like(self.w_wr[b].data, name=f"wb{s}_data{b}"),
+                Signal(name=f"wb{s}_en{b}")] for b in range(n)] for s in range(wb_regs)]
         for b in range(n):
             with m.Switch(out.tag.rot):
                 for r in range(n):
                     with m.Case(r):
-                        l = (b - r) % n
-                        m.d[wb] += [self.w_wr[b].addr.eq(out.tag.addr[l]),
-                                    self.w_wr[b].data.eq(out.w[l]),
-                                    self.w_wr[b].en.eq(syn_o.valid & out.tag.en[l])]
+                        m.d.sync += wb[0][b][1].eq(out.w[(b - r) % n])
+            m.d.sync += [wb[0][b][0].eq(out.tag.addr[b]),
+                         wb[0][b][2].eq(syn_o.valid & out.tag.en[b])]
+            for s in range(1, wb_regs):
+                m.d.sync += [d.eq(q) for d, q in zip(wb[s][b], wb[s - 1][b])]
+            m.d.comb += [self.w_wr[b].addr.eq(wb[-1][b][0]), self.w_wr[b].data.eq(wb[-1][b][1]),
+                         self.w_wr[b].en.eq(wb[-1][b][2])]
         m.d.comb += self.busy.eq(~front.ongoing("IDLE") | buf_valid | walking | (drain != 0))
         return m

@@ -36,10 +36,10 @@ def gbar_word(p: FixedParams) -> data.ArrayLayout:
 class Normalizer(wiring.Component):
     """Normalizer ``c`` (unsigned ``c_bits``, ``c_frac`` fractional bits) and ``recip``.
 
-    ``start`` (one cycle): ``c`` is updated on the next edge, then ``recip_frac + 1`` cycles
-    of restoring division produce ``recip`` (MSB first; ``busy`` from the cycle after
-    ``start`` until it is final).
-    ``clear``: ``c = 0`` (start of a sample). The dividend ``2**(c_frac + recip_frac)`` is a
+    ``start`` (one cycle, registered): ``c`` is updated on the second edge after it, then
+    ``recip_frac + 1`` cycles of restoring division produce ``recip`` (MSB first; ``busy``
+    from the cycle after ``start`` until it is final).
+    ``clear`` (registered): ``c = 0`` from the second edge after it (start of a sample). The dividend ``2**(c_frac + recip_frac)`` is a
     constant; ``c >= 2**c_frac`` keeps the quotient within ``recip_frac + 1`` bits and the
     first partial remainder ``2**(c_frac + recip_frac) >> (recip_frac + 1)`` below ``c``.
 
@@ -75,9 +75,11 @@ class Normalizer(wiring.Component):
         trial = Signal(unsigned(p.c_bits + 1))
         fits = Signal()
         m.d.comb += [trial.eq((rem << 1) | low.bit_select(k, 1)), fits.eq(trial >= c)]
-        with m.If(self.clear):
+        start, clear = Signal(), Signal()
+        m.d.sync += [start.eq(self.start), clear.eq(self.clear)]
+        with m.If(clear):
             m.d.sync += c.eq(0)
-        with m.Elif(self.start):
+        with m.Elif(start):
             m.d.sync += [c.eq(((c * self.hyper.lam_q) >> p.decay_frac) + (1 << p.c_frac)),
                          rem.eq(num >> qb), k.eq(qb - 1), dividing.eq(1)]
         with m.Elif(dividing):
@@ -85,7 +87,7 @@ class Normalizer(wiring.Component):
                          self.recip.eq((self.recip << 1) | fits), k.eq(k - 1)]
             with m.If(k == 0):
                 m.d.sync += dividing.eq(0)
-        m.d.comb += self.busy.eq(dividing)
+        m.d.comb += self.busy.eq(start | dividing)
         return m
 
 

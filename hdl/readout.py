@@ -44,7 +44,9 @@ class Readout(wiring.Component):
     Sequence per step: ``start`` (decay, ``busy`` for about ``n_out`` cycles), then any number
     of ``add_valid`` cycles (one ``W_out`` column of a spiking neuron each), then ``finish``
     (``busy`` for ``chunks + 1`` cycles, ``out_lanes`` classes per cycle): ``y = sat_y(acc)``,
-    ``score = sat(score + y)``, ``err = sat_y(y - target * onehot(label))``.
+    ``score = sat(score + y)``, ``err = sat_y(y - target * onehot(label))``. ``clear`` and
+    ``label`` pass a register first: ``y`` and ``score`` are zero from the second edge after
+    ``clear``; a new ``label`` needs one cycle before ``finish``.
 
     Interface attributes
     --------------------
@@ -54,11 +56,12 @@ class Readout(wiring.Component):
     label : in
     hyper : hyper_layout, in
     busy : Signal(1), out
+        A flip-flop (low fanout): high the cycle after ``start`` or ``finish`` until done.
     y, err : y_word, out
     score : ArrayLayout(signed(score_bits), n_out), out
     at : label_shape, in
-        Class selected onto ``y_at`` and ``score_at`` (combinational) while idle; the
-        decay and the finish use the same selectors.
+        Class selected onto ``y_at`` and ``score_at`` (combinational) while idle; with
+        ``chunks > 1`` the finish uses the ``score_at`` selector.
     y_at : signed(y_bits), out
     score_at : signed(score_bits), out
     """
@@ -91,8 +94,8 @@ class Readout(wiring.Component):
         sel = Signal(signed(p.y_bits))
         prod = Signal(signed(p.y_bits + p.decay_frac + 1))
         sweep(m, self.start, decaying, k, K)
-        m.d.comb += self.y_at.eq(self.y[Mux(decaying, k, self.at)])
-        m.d.sync += [va.eq(decaying), ka.eq(k), sel.eq(self.y_at)]
+        m.d.comb += self.y_at.eq(self.y[self.at])
+        m.d.sync += [va.eq(decaying), ka.eq(k), sel.eq(self.y[k])]
         m.d.sync += [vb.eq(va), kb.eq(ka), prod.eq(sel * h.kappa_q)]
         with m.If(vb):
             with m.Switch(kb):
@@ -108,10 +111,13 @@ class Readout(wiring.Component):
         ol, C = p.out_lanes or K, -(-K // (p.out_lanes or K))
         f1, f2 = Signal(), Signal()  # stage 1 (C cycles), stage 2 valid
         c1, c2 = Signal(range(C)), Signal(range(C))
-        m.d.comb += self.score_at.eq(self.score[Mux(f1, c1 * ol, self.at)])
         if C == 1:
+            m.d.comb += self.score_at.eq(self.score[self.at])
             m.d.sync += f1.eq(self.finish)
+            is_label = Signal(K)  # registered one-hot of the label
+            m.d.sync += [is_label[c].eq(self.label == c) for c in range(K)]
         else:
+            m.d.comb += self.score_at.eq(self.score[Mux(f1, c1 * ol, self.at)])
             sweep(m, self.finish, f1, c1, C)
         m.d.sync += [f2.eq(f1), c2.eq(c1)]
         for l in range(ol):
@@ -140,7 +146,7 @@ class Readout(wiring.Component):
                 if C == 1:
                     y2, s2 = self.y[k], self.score[k]
                     new_s = sat(s2 + y2, p.score_bits)
-                    new_e = sat((y2 >> yf) - Mux(self.label == k, h.target, 0), p.y_bits)
+                    new_e = sat((y2 >> yf) - Mux(is_label[k], h.target, 0), p.y_bits)
                 elif c == 0:  # one adder and subtractor per lane, shared by its classes
                     new_s, new_e = Signal.like(s2), Signal(signed(p.y_bits), name=f"e2_{l}")
                     m.d.comb += [
@@ -152,10 +158,13 @@ class Readout(wiring.Component):
                     m.d.sync += self.y[k].eq(y1)
                 with m.If(f2 & (c2 == c)):
                     m.d.sync += [self.score[k].eq(new_s), self.err[k].eq(new_e)]
-        with m.If(self.clear):
+        clear = Signal()
+        m.d.sync += clear.eq(self.clear)
+        with m.If(clear):
             for c in range(K):
                 m.d.sync += [self.y[c].eq(0), self.score[c].eq(0)]
-        m.d.comb += self.busy.eq(decaying | va | vb | f1 | f2)
+        # busy = decaying | va | vb | f1 | f2, computed one cycle ahead
+        m.d.sync += self.busy.eq(self.start | decaying | va | self.finish | f1)
         return m
 
 
@@ -171,7 +180,9 @@ class ReadoutUpdatePhase(wiring.Component):
     Interface attributes
     --------------------
     start : Signal(1), in
+        Registered: the walk begins on the second edge after it.
     busy : Signal(1), out
+        High from the cycle after ``start`` until the last write.
     reseed : Signal(1), in
         Reload the readout generators from ``hyper.seed``.
     err : y_word, in
@@ -248,7 +259,9 @@ class ReadoutUpdatePhase(wiring.Component):
         tail = max(StochasticUpdateLanes.LATENCY, ZTraceLanes.LATENCY if p.otpe else 0)
         drain_cycles = TraceLanes.LATENCY + tail + 3 + (C + 2 if C > 1 else 0)
         drain = Signal(range(drain_cycles + 1))
-        with m.If(self.start):
+        start = Signal()
+        m.d.sync += start.eq(self.start)
+        with m.If(start):
             m.d.sync += [running.eq(1), j.eq(0), s_idx.eq(p.n_in), phase.eq(0)]
         with m.Elif(running):
             if C > 1:
@@ -259,7 +272,7 @@ class ReadoutUpdatePhase(wiring.Component):
                     m.d.sync += [running.eq(0), drain.eq(drain_cycles)]
         with m.Elif(drain != 0):
             m.d.sync += drain.eq(drain - 1)
-        m.d.comb += self.busy.eq(running | (drain != 0))
+        m.d.comb += self.busy.eq(start | running | (drain != 0))
 
         m.d.comb += [
             self.tr_rd.addr.eq(s_idx >> lb), self.tr_rd.en.eq(1),

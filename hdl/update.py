@@ -12,7 +12,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.fixed import FixedParams
-from .arith import low_mask, sat
+from .arith import sat
 
 __all__ = ["StochasticUpdateLanes", "update_signatures", "shares_update"]
 
@@ -41,8 +41,9 @@ def shares_update(p: FixedParams) -> bool:
 class StochasticUpdateLanes(wiring.Component):
     """Pipelined stochastic-rounding update of ``lanes`` weights, ``LATENCY`` cycles deep.
 
-    Stages: product and masked draw; sum; variable right shift; difference; saturation.
-    One input vector per cycle, no stalls.
+    Stages: product and masked draw; sum; right shift by the low ``SHIFT_SPLIT`` bits of
+    ``shift``; right shift by the rest; difference; saturation. One input vector per cycle,
+    no stalls.
 
     Parameters
     ----------
@@ -59,10 +60,15 @@ class StochasticUpdateLanes(wiring.Component):
     o : stream (always ready), out
         ``w`` (updated weights), ``tag``.
     shift : unsigned(shift_bits), in
-        The learning-rate shift (``g_shift`` or ``go_shift``), held stable.
+        The learning-rate shift (``g_shift`` or ``go_shift``), held stable. It passes two
+        registers (a local copy, then the draw mask and the per-stage shift amounts): a new
+        value applies to the vectors entering ``SHIFT_DELAY`` cycles after it changes.
     """
 
-    LATENCY = 5
+    LATENCY = 6
+    SHIFT_DELAY = 2
+    #: shift amount bits applied by the first shift stage (a 4:1 mux per bit)
+    SHIFT_SPLIT = 2
 
     def __init__(self, p: FixedParams, lanes: int, x_shape, a_shape, tag_shape=unsigned(1)):
         self.p, self.lanes, self.tag_shape = p, lanes, tag_shape
@@ -72,7 +78,7 @@ class StochasticUpdateLanes(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        p, n, sh = self.p, self.lanes, self.shift
+        p, n = self.p, self.lanes
         depth = self.LATENCY - 1
         valid = [Signal(name=f"valid{s}") for s in range(depth)]
         tag = [Signal(self.tag_shape, name=f"tag{s}") for s in range(depth)]
@@ -81,25 +87,35 @@ class StochasticUpdateLanes(wiring.Component):
             m.d.sync += [valid[s].eq(valid[s - 1]), tag[s].eq(tag[s - 1])]
         m.d.sync += [self.o.valid.eq(valid[-1]), self.o.payload.tag.eq(tag[-1])]
 
+        # the shift, registered (the hyperparameter register has a large fanout), then the
+        # draw mask (``2**shift - 1`` as a thermometer: no carry chain) and one copy of
+        # the amount per shift stage
+        split = min(self.SHIFT_SPLIT, p.shift_bits)
+        sh = Signal(unsigned(p.shift_bits))
         mask = Signal(DRAW_BITS)
-        m.d.comb += mask.eq(low_mask(sh, DRAW_BITS))
+        sh_lo = Signal(unsigned(split))
+        sh_hi = Signal(unsigned(p.shift_bits - split))
+        m.d.sync += [sh.eq(self.shift), sh_lo.eq(sh[:split]), sh_hi.eq(sh[split:])]
+        m.d.sync += [mask[b].eq(sh > b) for b in range(DRAW_BITS)]
         for l in range(n):
             i = self.i.payload
-            w = [Signal(signed(p.w_bits), name=f"w{s}_{l}") for s in range(3)]
+            w = [Signal(signed(p.w_bits), name=f"w{s}_{l}") for s in range(4)]
             prod = Signal.like(i.x[l] * i.a[l], name=f"prod{l}")
             r1 = Signal(unsigned(DRAW_BITS), name=f"r{l}")
             total = Signal.like(prod + r1, name=f"sum{l}")
+            part = Signal.like(total, name=f"part{l}")
             delta = Signal.like(total, name=f"delta{l}")
-            diff = Signal.like(w[2] - delta, name=f"diff{l}")
+            diff = Signal.like(w[3] - delta, name=f"diff{l}")
             m.d.sync += [
                 # 1: product, the low `shift` bits of the draw
                 prod.eq(i.x[l] * i.a[l]), r1.eq(i.r[l] & mask), w[0].eq(i.w[l]),
                 # 2: rounding offset added
                 total.eq(prod + r1), w[1].eq(w[0]),
-                # 3: variable shift
-                delta.eq(total >> sh), w[2].eq(w[1]),
-                # 4, 5: difference, saturation
-                diff.eq(w[2] - delta),
+                # 3, 4: variable shift, low bits then high bits of the amount
+                part.eq(total >> sh_lo), w[2].eq(w[1]),
+                delta.eq(part >> (sh_hi << split)), w[3].eq(w[2]),
+                # 5, 6: difference, saturation
+                diff.eq(w[3] - delta),
                 self.o.payload.w[l].eq(sat(diff, p.w_bits)),
             ]
         return m

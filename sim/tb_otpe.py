@@ -2,7 +2,7 @@
 
 ``normalizer``: every reachable ``c`` of several ``lam_q`` (the sequence from a clear to its
 fixed point), ``recip`` compared with the golden model's exact integer division, ``busy``
-for ``recip_frac + 1`` cycles after ``start``. ``surrogate_average`` and ``z_trace``: random
+for ``recip_frac + 2`` cycles after ``start``. ``surrogate_average`` and ``z_trace``: random
 vectors (saturating ones included) through the pipelines, checked in order.
 """
 
@@ -39,7 +39,7 @@ async def normalizer(dut):
             dut.start.value = 1
             await FallingEdge(dut.clk)
             dut.start.value = 0
-            for _ in range(p.recip_bits):
+            for _ in range(1 + p.recip_bits):  # the registered start, one cycle per bit
                 assert int(dut.busy.value) == 1
                 await FallingEdge(dut.clk)
             assert int(dut.busy.value) == 0

@@ -2,6 +2,7 @@
 ``golden.fixed.FixedCore._gradient`` (hidden weights) and ``_readout_update`` (``W_out``)."""
 
 import cocotb
+from cocotb.triggers import ClockCycles
 import numpy as np
 from amaranth.hdl import Shape
 
@@ -35,6 +36,7 @@ async def update_random(dut):
     for chunk in range(cfg.get("chunks", 6)):
         shift = [0, p.max_shift][chunk] if chunk < 2 else int(rng.integers(0, p.max_shift + 1))
         dut.shift.value = shift
+        await ClockCycles(dut.clk, StochasticUpdateLanes.SHIFT_DELAY)
         bench = PipelineBench(dut, comp, update_model(p, lanes, shift), rng)
         vectors = []
         for t in range(cfg.get("vectors", 80)):
