@@ -90,11 +90,12 @@ class GroupWalker(wiring.Component):
         def without_lowest(mask):
             return mask & (mask - 1)
 
-        # x_last (registered with x_visit): at most one neuron left in x_visit
-        rest, x_last = Signal(n), Signal()
+        # registered with x_visit: x_any (x_visit != 0; a list entry is never empty) and
+        # x_last (at most one neuron left in x_visit)
+        rest, x_any, x_last = Signal(n), Signal(), Signal()
         m.d.comb += rest.eq(without_lowest(x_visit))
         fire = src.valid & src.ready
-        x_free = (x_visit == 0) | (fire & x_last)
+        x_free = ~x_any | (fire & x_last)
         x_take = d_valid & x_free
         en = ~d_valid | x_take
 
@@ -115,23 +116,23 @@ class GroupWalker(wiring.Component):
 
         with m.If(fire):
             m.d.sync += [x_visit.eq(rest), x_bit.eq(lowest(rest, "rest_bit")),
-                         x_last.eq(without_lowest(rest) == 0)]
+                         x_any.eq(~x_last), x_last.eq(without_lowest(rest) == 0)]
         with m.If(x_take):
             m.d.sync += [x_visit.eq(d_mask), x_bit.eq(lowest(d_mask, "d_bit")), x_word.eq(d_word),
-                         x_g.eq(d_g), x_last.eq(without_lowest(d_mask) == 0)]
+                         x_g.eq(d_g), x_any.eq(1), x_last.eq(without_lowest(d_mask) == 0)]
 
         elem = x_word[x_bit]
         m.d.comb += [
-            src.valid.eq(x_visit != 0),
+            src.valid.eq(x_any),
             src.payload.j.eq(Cat(x_bit[:lb], x_g) if n > 1 else x_g),
             src.payload.elem.eq(elem),
             src.payload.flag.eq(Value.cast(elem) != 0),
         ]
 
-        walking = running & (fetch | d_valid | (x_visit != 0))
+        walking = running & (fetch | d_valid | x_any)
         with m.If(self.start):
             m.d.sync += [running.eq(1), dense.eq(self.dense), e.eq(0), d_valid.eq(0),
-                         x_visit.eq(0)]
+                         x_visit.eq(0), x_any.eq(0)]
         with m.Elif(~walking):
             m.d.sync += running.eq(0)
         m.d.comb += self.busy.eq(walking | out.o.valid)
