@@ -98,6 +98,33 @@ def _run(cmd, cwd: Path, log: Path, stage: str, timeout=None) -> float:
     return elapsed
 
 
+#: Yosys 0.70's ABC9 LUT mapping of ECP5 netlists sometimes stops on an internal assertion
+#: in ``abc_ops -reintegrate`` (which netlists is unpredictable; a small change in the
+#: design makes it come or go).
+_ABC9_FAILURE = "Assert `GetSize(conn.first) == GetSize(conn.second)'"
+
+#: The ECP5 synthesis script with the LUT mapping done by the classic ``abc`` (the
+#: ``map_luts`` step of ``synth_lattice`` with ``abc -dress -lut 4:7`` instead of ``abc9``).
+_ECP5_CLASSIC_ABC = """\
+synth_ecp5 {opts} -top top -run :map_luts
+check -latchonly -assert
+techmap -map +/lattice/latches_map.v
+abc -dress -lut 4:7
+clean
+synth_ecp5 {opts} -top top -run map_cells:
+"""
+
+
+def _classic_abc_script(script: str, synth_opts: str) -> str:
+    """``top.ys`` with its ``synth_ecp5`` command replaced by :data:`_ECP5_CLASSIC_ABC`."""
+    lines = script.splitlines(keepends=True)
+    synth = [i for i, line in enumerate(lines) if line.strip().startswith("synth_ecp5")]
+    if len(synth) != 1:
+        raise BuildError("top.ys: expected exactly one synth_ecp5 command")
+    lines[synth[0]] = _ECP5_CLASSIC_ABC.format(opts=synth_opts)
+    return "".join(lines)
+
+
 def _netlist_cells(netlist: Path) -> Counter:
     """Cell types of the synthesised top module (Yosys JSON)."""
     with open(netlist) as f:
@@ -338,9 +365,24 @@ def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, lo
 
     times = {"elaborate_s": round(t_elab, 1)}
     env = os.environ
-    times["synth_s"] = round(_run([env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"],
-                                  build_dir, build_dir / "yosys.log", "yosys"), 1)
-    log(f"[{board.name}] yosys done ({times['synth_s']} s)")
+    lut_mapper = "abc9"
+    try:
+        times["synth_s"] = round(_run([env["YOSYS"], "-q", "-l", "top.rpt", "top.ys"],
+                                      build_dir, build_dir / "yosys.log", "yosys"), 1)
+    except BuildError:
+        rpt = build_dir / "top.rpt"
+        if board.family != "ecp5" or _ABC9_FAILURE not in rpt.read_text(errors="replace"):
+            raise
+        log(f"[{board.name}] yosys: ABC9 failed on an internal assertion (a Yosys bug); "
+            f"synthesising again with the classic abc LUT mapper")
+        rpt.replace(build_dir / "top.abc9-failed.rpt")
+        script = _classic_abc_script((build_dir / "top.ys").read_text(),
+                                     " ".join(board.synth_opts))
+        (build_dir / "top-abc.ys").write_text(script)
+        lut_mapper = "abc"
+        times["synth_s"] = round(_run([env["YOSYS"], "-q", "-l", "top.rpt", "top-abc.ys"],
+                                      build_dir, build_dir / "yosys.log", "yosys"), 1)
+    log(f"[{board.name}] yosys done ({times['synth_s']} s, {lut_mapper})")
 
     if board.family == "ice40":
         device = [platform._nextpnr_device_options[platform.device], "--package",
@@ -393,7 +435,7 @@ def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, lo
         "git": _git_revision(),
         "tools": {"yosys": os.environ["YOSYS"],
                   "yosys_version": _yosys_version(build_dir / "top.rpt"),
-                  "nextpnr": pnr[0], "pack": pack[0]},
+                  "lut_mapper": lut_mapper, "nextpnr": pnr[0], "pack": pack[0]},
         "seed": seed,
         "critical_path": None,
         "breakdown": hierarchy_breakdown(board.family, build_dir / "top.json"),

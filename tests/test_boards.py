@@ -339,3 +339,38 @@ def test_depth_estimate(tmp_path):
     assert [n for n, _, _ in ends["b"]["path"]] == ["a_q", "mid", "b_d"]
     groups = depth.grouped(depth.estimate(path, "ecp5"))
     assert next(iter(groups)) in ("b_q", "c_q")
+
+
+def test_abc9_failure_falls_back_to_classic_abc(tmp_path, monkeypatch):
+    """A Yosys ABC9 assertion (a Yosys 0.70 bug seen on some ECP5 netlists) makes the build
+    synthesise again with the classic abc LUT mapper; any other Yosys failure is an error."""
+    if not _have_tools(*_TOOLS["ulx3s"]):
+        pytest.skip("YoWASP tools not installed")
+    real_run = bb._run
+    calls = []
+
+    def abc9_fails(cmd, cwd, log, stage, timeout=None):
+        calls.append(cmd[-1])
+        if cmd[-1] == "top.ys":
+            (Path(cwd) / "top.rpt").write_text(f"ERROR: {bb._ABC9_FAILURE} failed in rtlil.cc\n")
+            raise bb.BuildError("yosys failed (exit 1)")
+        return real_run(cmd, cwd, log, stage, timeout)
+
+    monkeypatch.setattr(bb, "_run", abc9_fails)
+    report = bb.build("ulx3s", small=True, standin=True, build_dir=tmp_path, synth_only=True,
+                      log=lambda *_: None)
+    assert calls == ["top.ys", "top-abc.ys"]
+    assert report["tools"]["lut_mapper"] == "abc"
+    script = (tmp_path / "top-abc.ys").read_text()
+    assert "abc -dress -lut 4:7" in script and "abc9" not in script
+    assert report["netlist_cells"].get("LUT4", 0) > 0
+    assert (tmp_path / "top.abc9-failed.rpt").exists()
+
+    def other_failure(cmd, cwd, log, stage, timeout=None):
+        (Path(cwd) / "top.rpt").write_text("ERROR: something else\n")
+        raise bb.BuildError("yosys failed (exit 1)")
+
+    monkeypatch.setattr(bb, "_run", other_failure)
+    with pytest.raises(bb.BuildError, match="yosys failed"):
+        bb.build("ulx3s", small=True, standin=True, build_dir=tmp_path / "b", synth_only=True,
+                 log=lambda *_: None)
