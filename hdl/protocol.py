@@ -25,7 +25,7 @@ Data path (one byte per cycle at most)::
 """
 
 from functools import reduce
-from operator import xor
+from operator import or_, xor
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
@@ -308,18 +308,24 @@ class Framer(wiring.Component):
 
 
 class BufferReader(wiring.Component):
-    """Streams ``length`` bytes of the frame buffer from ``base``, one per cycle.
+    """Streams a frame's bytes from ``offset`` to ``length`` out of bank ``bank``.
 
-    ``start`` (one cycle) restarts it; ``done`` is high once every byte has been taken.
+    ``start`` (one cycle) registers ``offset``; the reader restarts the cycle after (``o.valid``
+    and ``done`` are low in that cycle) and offers the first byte two cycles later (block
+    RAM read, then an output register). ``bank`` and ``length`` must stay stable while it
+    runs. ``pos`` is the payload offset of the byte offered on ``o``; ``done`` is high once
+    every byte has been taken.
     """
 
     def __init__(self, addr_bits: int):
         self.addr_bits = addr_bits
         super().__init__({
             "start":   In(1),
-            "base":    In(addr_bits),
+            "offset":  In(addr_bits - 1),
+            "bank":    In(1),
             "length":  In(16),
             "o":       Out(stream.Signature(8)),
+            "pos":     Out(16),
             "done":    Out(1),
             "rd_addr": Out(addr_bits),
             "rd_en":   Out(1),
@@ -328,27 +334,38 @@ class BufferReader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        offset = Signal(self.addr_bits - 1)
+        pending = Signal()       # restart in this cycle (registered start)
         addr = Signal(self.addr_bits)
         remaining = Signal(16)
+        more = Signal()          # remaining != 0
         # two stages: the block RAM read, then an output register (a RAM's output is slow)
         ram_valid = Signal()
-        advance_out = ~self.o.valid | self.o.ready
+        out_valid = Signal()
+        advance_out = ~out_valid | self.o.ready
         advance_ram = ~ram_valid | advance_out
         m.d.comb += [
             self.rd_en.eq(advance_ram),
             self.rd_addr.eq(addr),
-            self.done.eq((remaining == 0) & ~ram_valid & ~self.o.valid),
+            self.o.valid.eq(out_valid & ~pending),
+            self.done.eq(~more & ~ram_valid & ~out_valid & ~pending),
         ]
+        m.d.sync += pending.eq(self.start)
         with m.If(self.start):
-            m.d.sync += [addr.eq(self.base), remaining.eq(self.length), ram_valid.eq(0),
-                         self.o.valid.eq(0)]
+            m.d.sync += offset.eq(self.offset)
+        with m.If(pending):
+            m.d.sync += [addr.eq(Cat(offset, self.bank)), remaining.eq(self.length - offset),
+                         more.eq(self.length != offset), self.pos.eq(offset),
+                         ram_valid.eq(0), out_valid.eq(0)]
         with m.Else():
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += self.pos.eq(self.pos + 1)
             with m.If(advance_out):
-                m.d.sync += [self.o.payload.eq(self.rd_data), self.o.valid.eq(ram_valid)]
+                m.d.sync += [self.o.payload.eq(self.rd_data), out_valid.eq(ram_valid)]
             with m.If(advance_ram):
-                with m.If(remaining != 0):
+                with m.If(more):
                     m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1),
-                                 ram_valid.eq(1)]
+                                 more.eq(remaining != 1), ram_valid.eq(1)]
                 with m.Else():
                     m.d.sync += ram_valid.eq(0)
         return m
@@ -439,6 +456,7 @@ class CommandProcessor(wiring.Component):
         m.d.comb += [self.rd_addr.eq(rd.rd_addr), self.rd_en.eq(rd.rd_en),
                      rd.rd_data.eq(self.rd_data)]
         byte = rd.o.payload
+        pos = rd.pos             # payload offset of ``byte`` (bytes taken so far)
 
         # -- hyper registers (reset to the FixedHyper defaults) and pulses ----------------
         defaults = FixedHyper()
@@ -462,7 +480,9 @@ class CommandProcessor(wiring.Component):
 
         # -- link state ---------------------------------------------------------------------
         desc = Signal(frame_desc_layout())
+        m.d.comb += [rd.bank.eq(desc.bank), rd.length.eq(desc.length)]
         # checks of the next frame's descriptor, registered with it (DISPATCH decides on them)
+        is_cmd = {c: Signal(name=f"is_{c.name.lower()}") for c in Cmd}   # one-hot type
         oob = Signal()          # IDENTIFY, READ_STATUS, RESET: outside the sequence
         seq_bad = Signal()
         len_is = {v: Signal(name=f"len_is_{v}")
@@ -507,23 +527,27 @@ class CommandProcessor(wiring.Component):
         ridx = Signal(6)
         rn = Signal(range(64 + 1))
         small = Signal(32)
-        # the reply byte at ridx, registered: valid (src_ok) the cycle after ridx changed
+        # the reply byte at ridx through two register stages (each source's byte, then the
+        # source): valid (src_ok) two cycles after ridx changed
         src_q = Signal(8)
+        src_ok1 = Signal()
         src_ok = Signal()
         then_mem = Signal()
         clear_after = Signal()
         rp_valid = Signal()
         rp_nak = Signal()
+        rp_type = Signal(8)
         rp_len = Signal(16)
         m.d.comb += [self.reply.valid.eq(rp_valid),
-                     self.reply.payload.type.eq(Mux(rp_nak, wire.NAK_TYPE, Cmd_ack(desc.type))),
+                     self.reply.payload.type.eq(rp_type),
                      self.reply.payload.seq.eq(desc.seq),
                      self.reply.payload.length.eq(rp_len)]
         with m.If(self.reply.valid & self.reply.ready):
             m.d.sync += rp_valid.eq(0)
 
         def start_reply(nak_reply, length):
-            m.d.sync += [rp_valid.eq(1), rp_nak.eq(nak_reply), rp_len.eq(length)]
+            m.d.sync += [rp_valid.eq(1), rp_nak.eq(nak_reply), rp_len.eq(length),
+                         rp_type.eq(wire.NAK_TYPE if nak_reply else Cmd_ack(desc.type))]
 
         # NAK reason and the source of its detail field (few sources, many call sites)
         nak_code = Signal(4)
@@ -532,10 +556,10 @@ class CommandProcessor(wiring.Component):
 
         nak_pos = Signal(16)
 
-        def nak(code, detail=DET_ZERO, back=0):
+        def nak(code, detail=DET_ZERO, at=pos):
             m.d.sync += [nak_code.eq(code), nak_det.eq(detail)]
-            if detail == DET_POS:   # the offending byte's offset (``back`` bytes ago), latched
-                m.d.sync += nak_pos.eq(pos - back)
+            if detail == DET_POS:   # the offending byte's offset (``at``), latched
+                m.d.sync += nak_pos.eq(at)
             m.next = "NAK"
 
         def ack(length=0, then=None):
@@ -544,7 +568,7 @@ class CommandProcessor(wiring.Component):
 
         def send(src, n, value=None, then_memory=False):
             m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory),
-                         src_ok.eq(0)]
+                         src_ok1.eq(0), src_ok.eq(0)]
             if value is not None:
                 m.d.sync += small.eq(value)
 
@@ -554,10 +578,10 @@ class CommandProcessor(wiring.Component):
         fb = [fld[8 * k:8 * k + 8] for k in range(FLD)]
         k = Signal(range(wire.HYPER_BYTES + 1))
         gather_n = Signal(range(FLD + 1))
-        base = Signal(self.addr_bits)
 
         # memory transfer registers
         mem = Signal(8)          # the whole request byte: 8 and up must not alias 0..
+        is_write, is_result = is_cmd[Cmd.WRITE_WEIGHTS], is_cmd[Cmd.READ_RESULT]
         # block header (READ_RESULT writes its own values into fld)
         row0, nrows = Cat(fb[1], fb[2]), Cat(fb[3], fb[4])
         col0, ncols = Cat(fb[5], fb[6]), Cat(fb[7], fb[8])
@@ -574,12 +598,19 @@ class CommandProcessor(wiring.Component):
         word = Signal(32)
         bi = Signal(3)
         widx = Signal(16)
+        fits = Signal()          # the weight in ``word`` fits in w_bits
         exec_pass = Signal()
         # nrows * ncols by shift-and-add (no multiplier on the critical path)
         n_items = Signal(32)
         mul_a = Signal(32)        # (range-checked operands are <= 4096 each)
         mul_b = Signal(16)
-        last_item = (rows_left == 1) & (cols_left == 1)
+        # precomputed item flags (timing): rows_left == 1, cols_left == 1, nrows == 1, ...
+        row_last = Signal()
+        col_last = Signal()
+        nrows_is_1 = Signal()
+        ncols_is_1 = Signal()
+        empty = Signal()
+        last_item = row_last & col_last
 
         shapes = {int(mm): wire.mem_shape(p, mm) for mm in wire.Mem}
         mem_rows = Array(Const(shapes[i][0] if i < 6 else 0, 13) for i in range(8))
@@ -588,7 +619,7 @@ class CommandProcessor(wiring.Component):
         # sample registers
         s_flags = Signal(8)
         s_label = Signal(8)
-        pos = Signal(16)
+        idx_pos = Signal(16)     # offset of the last byte of ``idx``
         cnt = Signal(14)
         run = Signal(6)
         idx = Signal(8 * iw)
@@ -604,25 +635,22 @@ class CommandProcessor(wiring.Component):
 
         def first_item():
             m.d.sync += [row.eq(row0), col.eq(col0), rows_left.eq(nrows), cols_left.eq(ncols),
-                         widx.eq(0)]
+                         row_last.eq(nrows_is_1), col_last.eq(ncols_is_1), widx.eq(0)]
 
         def advance_item():
-            with m.If(cols_left == 1):
-                m.d.sync += [col.eq(col0), cols_left.eq(ncols), row.eq(row + 1),
-                             rows_left.eq(rows_left - 1)]
+            with m.If(col_last):
+                m.d.sync += [col.eq(col0), cols_left.eq(ncols), col_last.eq(ncols_is_1),
+                             row.eq(row + 1), rows_left.eq(rows_left - 1),
+                             row_last.eq(rows_left == 2)]
             with m.Else():
-                m.d.sync += [col.eq(col + 1), cols_left.eq(cols_left - 1)]
+                m.d.sync += [col.eq(col + 1), cols_left.eq(cols_left - 1),
+                             col_last.eq(cols_left == 2)]
             m.d.sync += widx.eq(widx + 1)
 
         def restart_reader(offset):
-            m.d.comb += [rd.start.eq(1), rd.base.eq(base + offset),
-                         rd.length.eq(desc.length - offset)]
-            m.d.sync += pos.eq(offset)
+            m.d.comb += [rd.start.eq(1), rd.offset.eq(offset)]
 
         token = self.tokens.payload
-        # payload offset of the byte the reader offers (bytes taken so far)
-        with m.If(rd.o.valid & rd.o.ready):
-            m.d.sync += pos.eq(pos + 1)
 
         flags = Cat(in_sample, self.core_busy, result_valid, rx_overflow, rx_frame_error, naked,
                     Const(0, 2))
@@ -632,36 +660,40 @@ class CommandProcessor(wiring.Component):
         rom = Array(Const(b, 8) for b in self.identify)
         status_bytes = Array(status_value[8 * i:8 * i + 8] for i in range(wire.STATUS_BYTES))
         # counters: a 14:1 word select, then the byte (a 448-bit barrel shifter is large)
-        counter_word = Array(self.counters.as_value()[32 * i:32 * i + 32]
-                             for i in range(len(ALL_COUNTERS)))[ridx[2:]]
-        counter_bytes = Array(counter_word[8 * i:8 * i + 8] for i in range(4))
+        counter_word = Signal(32)
+        rom_byte = Signal(8)
+        status_byte = Signal(8)
+        m.d.sync += [
+            counter_word.eq(Array(self.counters.as_value()[32 * i:32 * i + 32]
+                                  for i in range(len(ALL_COUNTERS)))[ridx[2:]]),
+            rom_byte.eq(rom[ridx]), status_byte.eq(status_bytes[ridx]),
+        ]
         src_byte = Signal(8)
         with m.Switch(rsrc):
             with m.Case(SRC_SMALL):
-                m.d.comb += src_byte.eq(Array(small[8 * i:8 * i + 8] for i in range(4))[ridx[:2]])
+                m.d.comb += src_byte.eq(small.word_select(ridx[:2], 8))
             with m.Case(SRC_ROM):
-                m.d.comb += src_byte.eq(rom[ridx])
+                m.d.comb += src_byte.eq(rom_byte)
             with m.Case(SRC_STATUS):
-                m.d.comb += src_byte.eq(status_bytes[ridx])
+                m.d.comb += src_byte.eq(status_byte)
             with m.Case(SRC_COUNTERS):
-                m.d.comb += src_byte.eq(counter_bytes[ridx[:2]])
-        m.d.sync += [src_q.eq(src_byte), src_ok.eq(1)]
+                m.d.comb += src_byte.eq(counter_word.word_select(ridx[:2], 8))
+        m.d.sync += [src_q.eq(src_byte), src_ok1.eq(1), src_ok.eq(src_ok1)]
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.frame.valid):
                     f = self.frame.payload
-                    f_oob = ((f.type == Cmd.IDENTIFY) | (f.type == Cmd.READ_STATUS)
-                             | (f.type == Cmd.RESET))
-                    m.d.sync += [desc.eq(f), base.eq(Cat(Const(0, self.addr_bits - 1), f.bank)),
-                                 oob.eq(f_oob), seq_bad.eq(~f_oob & (f.seq != expected))]
+                    f_oob = reduce(or_, [f.type == c for c in wire.OUT_OF_BAND])
+                    m.d.sync += [desc.eq(f), oob.eq(f_oob),
+                                 seq_bad.eq(~f_oob & (f.seq != expected))]
+                    m.d.sync += [is_cmd[c].eq(f.type == c) for c in Cmd]
                     m.d.sync += [len_is[v].eq(f.length == v) for v in len_is]
                     m.d.sync += [len_ge[v].eq(f.length >= v) for v in len_ge]
+                    restart_reader(0)
                     m.next = "DISPATCH"
 
             with m.State("DISPATCH"):
-                m.d.comb += [rd.start.eq(1), rd.base.eq(base), rd.length.eq(desc.length)]
-                m.d.sync += pos.eq(0)
                 m.d.sync += [k.eq(0), s_flags.eq(0)]
                 with m.If(desc.status != 0):
                     with m.If(desc.status == Nak.BAD_CRC):
@@ -682,45 +714,44 @@ class CommandProcessor(wiring.Component):
                         with m.Else():
                             nak(Nak.BAD_LENGTH)
 
-                    with m.Switch(desc.type):
-                        with m.Case(Cmd.IDENTIFY):
-                            with m.If(len_is[0]):
-                                send(SRC_ROM, len(self.identify))
-                                ack(len(self.identify))
-                            with m.Else():
-                                nak(Nak.BAD_LENGTH)
-                        with m.Case(Cmd.READ_STATUS):
-                            with m.If(len_is[0]):
-                                send(SRC_STATUS, wire.STATUS_BYTES)
-                                ack(wire.STATUS_BYTES)
-                            with m.Else():
-                                nak(Nak.BAD_LENGTH)
-                        with m.Case(Cmd.RESET):
-                            need(len_is[1], 1)
-                        with m.Case(Cmd.CONFIGURE):
-                            with m.If(in_sample):
-                                nak(Nak.BUSY)
-                            with m.Elif(len_is[wire.HYPER_BYTES]):
-                                m.d.sync += [k.eq(0), cfg_bad.eq(0), cfg_field.eq(0),
-                                             theta_nz.eq(0)]
-                                m.next = "CFG_GATHER"
-                            with m.Else():
-                                nak(Nak.BAD_LENGTH)
-                        with m.Case(Cmd.WRITE_WEIGHTS):
-                            with m.If(in_sample):
-                                nak(Nak.BUSY)
-                            with m.Else():
-                                need(len_ge[wire.WEIGHT_HEADER_BYTES], wire.WEIGHT_HEADER_BYTES)
-                        with m.Case(Cmd.READ_WEIGHTS):
-                            need(len_is[wire.WEIGHT_HEADER_BYTES], wire.WEIGHT_HEADER_BYTES)
-                        with m.Case(Cmd.SAMPLE):
-                            need(len_ge[2], 2)
-                        with m.Case(Cmd.READ_RESULT):
-                            need(len_is[0], 0)
-                        with m.Case(Cmd.READ_COUNTERS):
-                            need(len_is[1], 1)
-                        with m.Default():
-                            nak(Nak.UNKNOWN_TYPE)
+                    with m.If(is_cmd[Cmd.IDENTIFY]):
+                        with m.If(len_is[0]):
+                            send(SRC_ROM, len(self.identify))
+                            ack(len(self.identify))
+                        with m.Else():
+                            nak(Nak.BAD_LENGTH)
+                    with m.Elif(is_cmd[Cmd.READ_STATUS]):
+                        with m.If(len_is[0]):
+                            send(SRC_STATUS, wire.STATUS_BYTES)
+                            ack(wire.STATUS_BYTES)
+                        with m.Else():
+                            nak(Nak.BAD_LENGTH)
+                    with m.Elif(is_cmd[Cmd.RESET]):
+                        need(len_is[1], 1)
+                    with m.Elif(is_cmd[Cmd.CONFIGURE]):
+                        with m.If(in_sample):
+                            nak(Nak.BUSY)
+                        with m.Elif(len_is[wire.HYPER_BYTES]):
+                            m.d.sync += [k.eq(0), cfg_bad.eq(0), cfg_field.eq(0),
+                                         theta_nz.eq(0)]
+                            m.next = "CFG_GATHER"
+                        with m.Else():
+                            nak(Nak.BAD_LENGTH)
+                    with m.Elif(is_cmd[Cmd.WRITE_WEIGHTS]):
+                        with m.If(in_sample):
+                            nak(Nak.BUSY)
+                        with m.Else():
+                            need(len_ge[wire.WEIGHT_HEADER_BYTES], wire.WEIGHT_HEADER_BYTES)
+                    with m.Elif(is_cmd[Cmd.READ_WEIGHTS]):
+                        need(len_is[wire.WEIGHT_HEADER_BYTES], wire.WEIGHT_HEADER_BYTES)
+                    with m.Elif(is_cmd[Cmd.SAMPLE]):
+                        need(len_ge[2], 2)
+                    with m.Elif(is_cmd[Cmd.READ_RESULT]):
+                        need(len_is[0], 0)
+                    with m.Elif(is_cmd[Cmd.READ_COUNTERS]):
+                        need(len_is[1], 1)
+                    with m.Else():
+                        nak(Nak.UNKNOWN_TYPE)
 
             with m.State("GATHER"):
                 m.d.comb += rd.o.ready.eq(k != gather_n)
@@ -730,44 +761,44 @@ class CommandProcessor(wiring.Component):
                     m.d.sync += [fld.word_select(k, 8).eq(byte), k.eq(k + 1)]
 
             with m.State("DECODE"):
-                with m.Switch(desc.type):
-                    with m.Case(Cmd.RESET):
-                        m.d.sync += [
-                            in_sample.eq(0), naked.eq(0), rx_overflow.eq(0),
-                            rx_frame_error.eq(0), last_nak.eq(0), last_nak_type.eq(0),
-                            last_nak_seq.eq(0), expected.eq(desc.seq + 1),
-                            clear.eq(fb[0][0]), reseed.eq(fb[0][1]),
-                        ]
-                        ack(0)
+                with m.If(is_cmd[Cmd.RESET]):
+                    m.d.sync += [
+                        in_sample.eq(0), naked.eq(0), rx_overflow.eq(0),
+                        rx_frame_error.eq(0), last_nak.eq(0), last_nak_type.eq(0),
+                        last_nak_seq.eq(0), expected.eq(desc.seq + 1),
+                        clear.eq(fb[0][0]), reseed.eq(fb[0][1]),
+                    ]
+                    ack(0)
 
-                    with m.Case(Cmd.WRITE_WEIGHTS, Cmd.READ_WEIGHTS, Cmd.READ_RESULT):
-                        with m.If(desc.type == Cmd.READ_RESULT):
-                            m.d.sync += [mem.eq(Memory.SCORE),
-                                         fld.eq(Cat(Const(Memory.SCORE, 8), Const(0, 16),
-                                                    Const(1, 16), Const(0, 16),
-                                                    Const(p.n_out, 16)))]
-                        with m.Else():
-                            m.d.sync += mem.eq(fb[0])
-                        m.d.sync += [n_items.eq(0), mul_a.eq(0), mul_b.eq(0)]
-                        m.next = "MEM_MUL_START"
+                with m.Elif(is_cmd[Cmd.WRITE_WEIGHTS] | is_cmd[Cmd.READ_WEIGHTS]
+                            | is_cmd[Cmd.READ_RESULT]):
+                    with m.If(is_cmd[Cmd.READ_RESULT]):
+                        m.d.sync += [mem.eq(Memory.SCORE),
+                                     fld.eq(Cat(Const(Memory.SCORE, 8), Const(0, 16),
+                                                Const(1, 16), Const(0, 16),
+                                                Const(p.n_out, 16)))]
+                    with m.Else():
+                        m.d.sync += mem.eq(fb[0])
+                    m.d.sync += [n_items.eq(0), mul_a.eq(0), mul_b.eq(0)]
+                    m.next = "MEM_MUL_START"
 
-                    with m.Case(Cmd.SAMPLE):
-                        m.d.sync += [s_flags.eq(fb[0]), s_label.eq(fb[1]),
-                                     exec_pass.eq(0)]
-                        with m.If(fb[0][3:] != 0):
-                            nak(Nak.PARAM_RANGE)
-                        with m.Elif(fb[0][0] & (fb[1] >= p.n_out)):
-                            nak(Nak.INDEX_RANGE, DET_ONE)
-                        with m.Elif(~fb[0][0] & ~in_sample):
-                            nak(Nak.STATE)
-                        with m.Else():
-                            m.next = "S_HDR"
+                with m.Elif(is_cmd[Cmd.SAMPLE]):
+                    m.d.sync += [s_flags.eq(fb[0]), s_label.eq(fb[1]),
+                                 exec_pass.eq(0)]
+                    with m.If(fb[0][3:] != 0):
+                        nak(Nak.PARAM_RANGE)
+                    with m.Elif(fb[0][0] & (fb[1] >= p.n_out)):
+                        nak(Nak.INDEX_RANGE, DET_ONE)
+                    with m.Elif(~fb[0][0] & ~in_sample):
+                        nak(Nak.STATE)
+                    with m.Else():
+                        m.next = "S_HDR"
 
-                    with m.Case(Cmd.READ_COUNTERS):
-                        with m.If(quiet):
-                            send(SRC_COUNTERS, 4 * len(ALL_COUNTERS))
-                            m.d.sync += clear_after.eq(fb[0][0])
-                            ack(4 * len(ALL_COUNTERS))
+                with m.Elif(is_cmd[Cmd.READ_COUNTERS]):
+                    with m.If(quiet):
+                        send(SRC_COUNTERS, 4 * len(ALL_COUNTERS))
+                        m.d.sync += clear_after.eq(fb[0][0])
+                        ack(4 * len(ALL_COUNTERS))
 
             # CONFIGURE: a first pass checks each byte against its field's width (and
             # theta >= 1); only when all 27 bytes are valid does a second pass load them.
@@ -819,12 +850,13 @@ class CommandProcessor(wiring.Component):
 
             # -- memory transfers -------------------------------------------------------
             with m.State("MEM_MUL_START"):
-                is_write = desc.type == Cmd.WRITE_WEIGHTS
                 m.d.sync += [
                     mul_a.eq(ncols), mul_b.eq(nrows),
                     chk_mem.eq(Mux(is_write, mem < 3, mem < 6)),
                     chk_range.eq((row0 + nrows <= mem_rows[mem[:3]])
                                  & (col0 + ncols <= mem_cols[mem[:3]])),
+                    nrows_is_1.eq(nrows == 1), ncols_is_1.eq(ncols == 1),
+                    empty.eq((nrows == 0) | (ncols == 0)),
                 ]
                 m.next = "MEM_MUL"
 
@@ -837,7 +869,6 @@ class CommandProcessor(wiring.Component):
                     m.d.sync += [mul_a.eq(mul_a << 1), mul_b.eq(mul_b >> 1)]
 
             with m.State("MEM_LEN"):
-                is_result = desc.type == Cmd.READ_RESULT
                 length = Mux(mem < 3, n_items << (wb - 1), n_items << 2)
                 m.d.sync += [
                     reply_len.eq(length + Mux(is_result, 2, 0)),
@@ -849,9 +880,6 @@ class CommandProcessor(wiring.Component):
                 m.next = "MEM_CHECK"
 
             with m.State("MEM_CHECK"):
-                is_write = desc.type == Cmd.WRITE_WEIGHTS
-                is_result = desc.type == Cmd.READ_RESULT
-                empty = (rows_left == 0) | (cols_left == 0)
                 with m.If(~chk_mem | ~chk_range):
                     nak(Nak.INDEX_RANGE)
                 with m.Elif(is_write):
@@ -880,14 +908,17 @@ class CommandProcessor(wiring.Component):
                     m.d.sync += word.word_select(bi[:2], 8).eq(byte)
                     with m.If(bi == wb - 1):
                         m.d.sync += bi.eq(0)
-                        m.next = "W_ONE"
+                        m.next = "W_FIT"
                     with m.Else():
                         m.d.sync += bi.eq(bi + 1)
 
-            with m.State("W_ONE"):
-                value = word[:8 * wb]
+            value = word[:8 * wb]
+            with m.State("W_FIT"):     # the range check, registered for W_ONE (timing)
                 top = value[p.w_bits - 1:]
-                fits = (top == 0) | (top == (1 << len(top)) - 1)
+                m.d.sync += fits.eq((top == 0) | (top == (1 << len(top)) - 1))
+                m.next = "W_ONE"
+
+            with m.State("W_ONE"):
                 with m.If(~exec_pass):
                     with m.If(~fits):
                         nak(Nak.WEIGHT_RANGE, DET_WIDX)
@@ -1008,15 +1039,15 @@ class CommandProcessor(wiring.Component):
                     with m.If(ib != iw - 1):
                         m.d.sync += ib.eq(ib + 1)
                     with m.Else():
-                        m.d.sync += ib.eq(0)
+                        m.d.sync += [ib.eq(0), idx_pos.eq(pos)]
                         m.next = "S_IDX_CHECK"
 
-            # the index complete in a register: range and order (its last byte was pos - 1)
+            # the index complete in a register: range and order (its last byte at idx_pos)
             with m.State("S_IDX_CHECK"):
                 with m.If(idx >= p.n_in):
-                    nak(Nak.INDEX_RANGE, DET_POS, back=1)
+                    nak(Nak.INDEX_RANGE, DET_POS, at=idx_pos)
                 with m.Elif(prev_valid & (idx <= prev)):
-                    nak(Nak.UNSORTED, DET_POS, back=1)
+                    nak(Nak.UNSORTED, DET_POS, at=idx_pos)
                 with m.Else():
                     m.d.sync += [prev.eq(idx), prev_valid.eq(1)]
                     with m.If(exec_pass):
@@ -1131,7 +1162,8 @@ class CommandProcessor(wiring.Component):
                     m.d.comb += [self.reply_data.valid.eq(src_ok),
                                  self.reply_data.payload.eq(src_q)]
                     with m.If(src_ok & self.reply_data.ready):
-                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1), src_ok.eq(0)]
+                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1), src_ok1.eq(0),
+                                     src_ok.eq(0)]
 
             with m.State("FINISH"):
                 with m.If(~rp_valid):
