@@ -154,6 +154,18 @@ class Deframer(wiring.Component):
         ptr = Signal(range(mp + 1))
         idle = Signal(range(self.timeout_cycles + 1))
         status = Signal(4)
+        # comparisons registered one byte ahead (timing)
+        too_long = Signal()      # hdr_len > max_payload
+        len_m1 = Signal(16)      # length - 1
+        stored = Signal()        # ptr == length: the payload is in the buffer
+        last = Signal()          # remaining == 1: the byte offered is the frame's last
+        idle_max = Signal()      # idle == timeout_cycles
+
+        def count_idle():
+            m.d.sync += [idle.eq(idle + 1), idle_max.eq(idle == self.timeout_cycles - 1)]
+
+        def clear_idle():
+            m.d.sync += [idle.eq(0), idle_max.eq(0)]
 
         full = Signal(2)
         wbank = Signal()
@@ -161,6 +173,11 @@ class Deframer(wiring.Component):
         descs = [Signal(frame_desc_layout(), name=f"desc{k}") for k in range(2)]
         post = Signal()          # completing a frame this cycle (into bank wbank)
         post_status = Signal(4)
+        # the descriptor is written the cycle after (timing): the next frame's header takes
+        # longer than that to arrive
+        posted = Signal()
+        posted_status = Signal(4)
+        m.d.sync += [posted.eq(post), posted_status.eq(post_status)]
 
         # consumer side
         m.d.comb += [
@@ -171,13 +188,13 @@ class Deframer(wiring.Component):
         release = self.frame.valid & self.frame.ready
         with m.If(release):
             m.d.sync += rbank.eq(~rbank)
-        with m.If(post):
+        with m.If(posted):
             m.d.sync += wbank.eq(~wbank)
         for k in range(2):
-            with m.If(post & (wbank == k)):
+            with m.If(posted & (wbank == k)):
                 m.d.sync += [
                     full[k].eq(1),
-                    descs[k].status.eq(post_status),
+                    descs[k].status.eq(posted_status),
                     descs[k].type.eq(ftype),
                     descs[k].seq.eq(seq),
                     descs[k].length.eq(length),
@@ -196,23 +213,28 @@ class Deframer(wiring.Component):
             with m.State("HUNT"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    m.d.sync += [win.eq(Cat(win[8:], self.i.payload)), idle.eq(0)]
+                    m.d.sync += win.eq(Cat(win[8:], self.i.payload))
+                    clear_idle()
                     m.next = "HDR_CRC"
-                with m.Elif(idle == self.timeout_cycles):
-                    m.d.sync += [win.eq(0), idle.eq(0)]
+                with m.Elif(idle_max):
+                    m.d.sync += win.eq(0)
+                    clear_idle()
                 with m.Else():
-                    m.d.sync += idle.eq(idle + 1)
+                    count_idle()
             with m.State("HDR_CRC"):
                 m.d.sync += [hdr_crc.eq(crc16_update(Const(0xFFFF, 16), b[2:6])),
-                             sync_ok.eq((b[0] == 0xA5) & (b[1] == 0x5A))]
+                             sync_ok.eq((b[0] == 0xA5) & (b[1] == 0x5A)),
+                             too_long.eq(hdr_len > mp), len_m1.eq(hdr_len - 1)]
                 m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If(match):
                     m.d.sync += [
                         length.eq(hdr_len), ftype.eq(b[4]), seq.eq(b[5]), crc.eq(hdr_crc),
-                        remaining.eq(hdr_len + 2), ptr.eq(0), idle.eq(0), win.eq(0),
+                        remaining.eq(hdr_len + 2), ptr.eq(0), win.eq(0),
+                        stored.eq(hdr_len == 0), last.eq(0),
                     ]
-                    with m.If(hdr_len > mp):
+                    clear_idle()
+                    with m.If(too_long):
                         m.d.sync += status.eq(Nak.TOO_LONG)
                         m.next = "POST"
                     with m.Else():
@@ -222,18 +244,20 @@ class Deframer(wiring.Component):
             with m.State("RECV"):
                 m.d.comb += self.i.ready.eq(bank_free)
                 with m.If(self.i.valid & bank_free):
-                    m.d.sync += [crc.eq(next_crc), remaining.eq(remaining - 1), idle.eq(0)]
-                    with m.If(ptr != length):
+                    m.d.sync += [crc.eq(next_crc), remaining.eq(remaining - 1),
+                                 last.eq(remaining == 2)]
+                    clear_idle()
+                    with m.If(~stored):
                         m.d.comb += self.wr_en.eq(1)
-                        m.d.sync += ptr.eq(ptr + 1)
-                    with m.If(remaining == 1):
+                        m.d.sync += [ptr.eq(ptr + 1), stored.eq(ptr == len_m1)]
+                    with m.If(last):
                         m.next = "CRC"            # decide on the registered CRC (timing)
                 with m.Elif(bank_free):
-                    with m.If(idle == self.timeout_cycles):
+                    with m.If(idle_max):
                         m.d.comb += [post_status.eq(Nak.TIMEOUT), post.eq(1)]
                         m.next = "HUNT"
                     with m.Else():
-                        m.d.sync += idle.eq(idle + 1)
+                        count_idle()
             with m.State("CRC"):
                 m.d.comb += [post_status.eq(Mux(crc != 0, Nak.BAD_CRC, 0)), post.eq(1)]
                 m.next = "HUNT"
@@ -268,24 +292,26 @@ class Framer(wiring.Component):
         crc = Signal(16)
         idx = Signal(3)
         left = Signal(16)
+        empty = Signal()         # left == 0, registered with it (timing)
         hbytes = Array([Const(0xA5, 8), Const(0x5A, 8), hdr.length[:8], hdr.length[8:],
                         hdr.type, hdr.seq, crc[:8], Const(0, 8)])
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start.valid):
-                    m.d.sync += [idx.eq(0), crc.eq(0xFFFF), left.eq(hdr.length)]
+                    # the CRC of the header fields at once (HCHK is its low byte)
+                    hdr_fields = [hdr.length[:8], hdr.length[8:], hdr.type, hdr.seq]
+                    m.d.sync += [idx.eq(0), crc.eq(crc16_update(Const(0xFFFF, 16), hdr_fields)),
+                                 left.eq(hdr.length), empty.eq(hdr.length == 0)]
                     m.next = "HEADER"
             with m.State("HEADER"):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(hbytes[idx])]
                 with m.If(self.o.ready):
                     m.d.sync += idx.eq(idx + 1)
-                    with m.If((idx >= 2) & (idx < 6)):
-                        m.d.sync += crc.eq(crc16_update(crc, [hbytes[idx]]))
                     with m.If(idx == 6):
                         m.next = "DATA"
             with m.State("DATA"):
-                with m.If(left == 0):
+                with m.If(empty):
                     m.d.sync += idx.eq(0)
                     m.next = "CRC"
                 with m.Else():
@@ -293,7 +319,7 @@ class Framer(wiring.Component):
                                  self.i.ready.eq(self.o.ready)]
                     with m.If(self.i.valid & self.o.ready):
                         m.d.sync += [crc.eq(crc16_update(crc, [self.i.payload])),
-                                     left.eq(left - 1)]
+                                     left.eq(left - 1), empty.eq(left == 1)]
             with m.State("CRC"):
                 m.d.comb += [self.o.valid.eq(1),
                              self.o.payload.eq(Mux(idx[0], crc[:8], crc[8:]))]
@@ -312,9 +338,10 @@ class BufferReader(wiring.Component):
 
     ``start`` (one cycle) registers ``offset``; the reader restarts the cycle after (``o.valid``
     and ``done`` are low in that cycle) and offers the first byte two cycles later (block
-    RAM read, then an output register). ``bank`` and ``length`` must stay stable while it
-    runs. ``pos`` is the payload offset of the byte offered on ``o``; ``done`` is high once
-    every byte has been taken.
+    RAM read, then an output register). A skid register behind the output register keeps
+    ``o.ready`` away from the RAM's enable and address. ``bank`` and ``length`` must stay
+    stable while it runs. ``pos`` is the payload offset of the byte offered on ``o``;
+    ``done`` is high once every byte has been taken.
     """
 
     def __init__(self, addr_bits: int):
@@ -339,16 +366,16 @@ class BufferReader(wiring.Component):
         addr = Signal(self.addr_bits)
         remaining = Signal(16)
         more = Signal()          # remaining != 0
-        # two stages: the block RAM read, then an output register (a RAM's output is slow)
-        ram_valid = Signal()
-        out_valid = Signal()
-        advance_out = ~out_valid | self.o.ready
-        advance_ram = ~ram_valid | advance_out
+        ram_valid = Signal()     # rd_data holds a byte
+        out_valid = Signal()     # o.payload holds a byte
+        skid_valid = Signal()
+        skid = Signal(8)
+        advance_ram = ~ram_valid | ~skid_valid     # the RAM's byte moves on (registers only)
         m.d.comb += [
             self.rd_en.eq(advance_ram),
             self.rd_addr.eq(addr),
             self.o.valid.eq(out_valid & ~pending),
-            self.done.eq(~more & ~ram_valid & ~out_valid & ~pending),
+            self.done.eq(~more & ~ram_valid & ~out_valid & ~skid_valid & ~pending),
         ]
         m.d.sync += pending.eq(self.start)
         with m.If(self.start):
@@ -356,12 +383,17 @@ class BufferReader(wiring.Component):
         with m.If(pending):
             m.d.sync += [addr.eq(Cat(offset, self.bank)), remaining.eq(self.length - offset),
                          more.eq(self.length != offset), self.pos.eq(offset),
-                         ram_valid.eq(0), out_valid.eq(0)]
+                         ram_valid.eq(0), out_valid.eq(0), skid_valid.eq(0)]
         with m.Else():
             with m.If(self.o.valid & self.o.ready):
                 m.d.sync += self.pos.eq(self.pos + 1)
-            with m.If(advance_out):
-                m.d.sync += [self.o.payload.eq(self.rd_data), out_valid.eq(ram_valid)]
+            with m.If(~out_valid | self.o.ready):          # the output register is free
+                with m.If(skid_valid):
+                    m.d.sync += [self.o.payload.eq(skid), out_valid.eq(1), skid_valid.eq(0)]
+                with m.Else():
+                    m.d.sync += [self.o.payload.eq(self.rd_data), out_valid.eq(ram_valid)]
+            with m.Elif(ram_valid & ~skid_valid):
+                m.d.sync += [skid.eq(self.rd_data), skid_valid.eq(1)]
             with m.If(advance_ram):
                 with m.If(more):
                     m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1),
@@ -470,6 +502,20 @@ class CommandProcessor(wiring.Component):
         cfg_widths = dict(wire.HYPER_FIELDS)
         cfg_keep = [max(0, min(8, len(getattr(hyper, name)) - 8 * b))
                     for _, name, b in cfg_positions]       # register bits fed by each byte
+        # the check of byte k, looked up in a table when k is set (timing): bits that must be
+        # zero, field number, theta byte, theta's last byte
+        cfg_check_layout = data.StructLayout({"excess": 8, "field": 4, "theta": 1,
+                                              "theta_last": 1})
+
+        def cfg_check(kk):
+            if kk >= len(cfg_positions):
+                return cfg_check_layout.const({})
+            fi, name, b = cfg_positions[kk]
+            return cfg_check_layout.const({
+                "excess": (0xFF << cfg_keep[kk]) & 0xFF, "field": fi, "theta": name == "theta",
+                "theta_last": name == "theta" and b == cfg_widths["theta"] - 1})
+        cfg_check_next = Array(cfg_check(kk + 1) for kk in range(wire.HYPER_BYTES))
+        cfg_chk = Signal(cfg_check_layout)
         cfg_bad = Signal()
         cfg_field = Signal(4)
         theta_nz = Signal()
@@ -578,6 +624,7 @@ class CommandProcessor(wiring.Component):
         fb = [fld[8 * k:8 * k + 8] for k in range(FLD)]
         k = Signal(range(wire.HYPER_BYTES + 1))
         gather_n = Signal(range(FLD + 1))
+        gathered = Signal()      # k == gather_n
 
         # memory transfer registers
         mem = Signal(8)          # the whole request byte: 8 and up must not alias 0..
@@ -619,7 +666,10 @@ class CommandProcessor(wiring.Component):
         # sample registers
         s_flags = Signal(8)
         s_label = Signal(8)
-        idx_pos = Signal(16)     # offset of the last byte of ``idx``
+        op = Signal(8)           # step opcode
+        byte_pos = Signal(16)    # offset of the last byte of ``op``, ``cnt`` or ``idx``
+        idx_big = Signal()       # idx >= n_in
+        idx_dup = Signal()       # idx <= prev (not after the previous index)
         cnt = Signal(14)
         run = Signal(6)
         idx = Signal(8 * iw)
@@ -657,27 +707,25 @@ class CommandProcessor(wiring.Component):
         status_value = _pack([(flags, 1), (last_nak, 1), (last_nak_type, 1), (last_nak_seq, 1),
                               (expected, 1), (prediction, 1), (acks, 4), (naks, 4),
                               (crc_errors, 2), (timeouts, 2)])
-        rom = Array(Const(b, 8) for b in self.identify)
-        status_bytes = Array(status_value[8 * i:8 * i + 8] for i in range(wire.STATUS_BYTES))
-        # counters: a 14:1 word select, then the byte (a 448-bit barrel shifter is large)
+        # stage 1: each source's 32-bit word ridx[2:]; stage 2: the source, then the byte
+        def words(value, nbytes):
+            value = Cat(value, Const(0, -nbytes % 4 * 8))
+            return Array(value[32 * i:32 * i + 32] for i in range(len(value) // 32))
+
+        identify = int.from_bytes(self.identify, "little")
+        rom_word = Signal(32)
+        status_word = Signal(32)
         counter_word = Signal(32)
-        rom_byte = Signal(8)
-        status_byte = Signal(8)
         m.d.sync += [
-            counter_word.eq(Array(self.counters.as_value()[32 * i:32 * i + 32]
-                                  for i in range(len(ALL_COUNTERS)))[ridx[2:]]),
-            rom_byte.eq(rom[ridx]), status_byte.eq(status_bytes[ridx]),
+            rom_word.eq(words(Const(identify, 8 * len(self.identify)),
+                              len(self.identify))[ridx[2:]]),
+            status_word.eq(words(status_value, wire.STATUS_BYTES)[ridx[2:]]),
+            counter_word.eq(words(self.counters.as_value(), 4 * len(ALL_COUNTERS))[ridx[2:]]),
         ]
-        src_byte = Signal(8)
-        with m.Switch(rsrc):
-            with m.Case(SRC_SMALL):
-                m.d.comb += src_byte.eq(small.word_select(ridx[:2], 8))
-            with m.Case(SRC_ROM):
-                m.d.comb += src_byte.eq(rom_byte)
-            with m.Case(SRC_STATUS):
-                m.d.comb += src_byte.eq(status_byte)
-            with m.Case(SRC_COUNTERS):
-                m.d.comb += src_byte.eq(counter_word.word_select(ridx[:2], 8))
+        src_words = {SRC_SMALL: small, SRC_ROM: rom_word, SRC_STATUS: status_word,
+                     SRC_COUNTERS: counter_word}
+        src_word = Array(src_words[i] for i in range(len(src_words)))[rsrc]
+        src_byte = src_word.word_select(ridx[:2], 8)
         m.d.sync += [src_q.eq(src_byte), src_ok1.eq(1), src_ok.eq(src_ok1)]
 
         with m.FSM():
@@ -709,7 +757,7 @@ class CommandProcessor(wiring.Component):
 
                     def need(cond, n):
                         with m.If(cond):
-                            m.d.sync += gather_n.eq(n)
+                            m.d.sync += [gather_n.eq(n), gathered.eq(n == 0)]
                             m.next = "GATHER"
                         with m.Else():
                             nak(Nak.BAD_LENGTH)
@@ -733,7 +781,7 @@ class CommandProcessor(wiring.Component):
                             nak(Nak.BUSY)
                         with m.Elif(len_is[wire.HYPER_BYTES]):
                             m.d.sync += [k.eq(0), cfg_bad.eq(0), cfg_field.eq(0),
-                                         theta_nz.eq(0)]
+                                         theta_nz.eq(0), cfg_chk.eq(cfg_check(0))]
                             m.next = "CFG_GATHER"
                         with m.Else():
                             nak(Nak.BAD_LENGTH)
@@ -754,11 +802,12 @@ class CommandProcessor(wiring.Component):
                         nak(Nak.UNKNOWN_TYPE)
 
             with m.State("GATHER"):
-                m.d.comb += rd.o.ready.eq(k != gather_n)
-                with m.If(k == gather_n):
+                m.d.comb += rd.o.ready.eq(~gathered)
+                with m.If(gathered):
                     m.next = "DECODE"
                 with m.Elif(rd.o.valid):
-                    m.d.sync += [fld.word_select(k, 8).eq(byte), k.eq(k + 1)]
+                    m.d.sync += [fld.word_select(k, 8).eq(byte), k.eq(k + 1),
+                                 gathered.eq(k == gather_n - 1)]
 
             with m.State("DECODE"):
                 with m.If(is_cmd[Cmd.RESET]):
@@ -807,19 +856,13 @@ class CommandProcessor(wiring.Component):
                 with m.If(k == wire.HYPER_BYTES):
                     m.next = "CFG_DECIDE"
                 with m.Elif(rd.o.valid):
-                    m.d.sync += k.eq(k + 1)
-                    with m.Switch(k):
-                        for kk, (fi, name, b) in enumerate(cfg_positions):
-                            with m.Case(kk):
-                                keep = cfg_keep[kk]
-                                excess = byte[keep:] != 0 if keep < 8 else Const(0, 1)
-                                bad = excess
-                                if name == "theta":
-                                    m.d.sync += theta_nz.eq(theta_nz | (byte != 0))
-                                    if b == cfg_widths["theta"] - 1:
-                                        bad = excess | ~(theta_nz | (byte != 0))
-                                with m.If(bad & ~cfg_bad):
-                                    m.d.sync += [cfg_bad.eq(1), cfg_field.eq(fi)]
+                    m.d.sync += [k.eq(k + 1), cfg_chk.eq(cfg_check_next[k])]
+                    theta_now = theta_nz | (byte != 0)
+                    bad = ((byte & cfg_chk.excess) != 0) | (cfg_chk.theta_last & ~theta_now)
+                    with m.If(cfg_chk.theta):
+                        m.d.sync += theta_nz.eq(theta_now)
+                    with m.If(bad & ~cfg_bad):
+                        m.d.sync += [cfg_bad.eq(1), cfg_field.eq(cfg_chk.field)]
 
             with m.State("CFG_DECIDE"):
                 with m.If(cfg_bad):
@@ -990,40 +1033,43 @@ class CommandProcessor(wiring.Component):
                     with m.Else():
                         ack(0)
                 with m.Elif(rd.o.valid):
-                    m.d.sync += [prev_valid.eq(0), ib.eq(0), idx.eq(0)]
-                    with m.If(~byte[7]):
-                        m.d.sync += cnt.eq(byte[:7])
-                        with m.If(byte[:7] > p.n_in):
-                            nak(Nak.TOO_MANY_EVENTS, DET_POS)
-                        with m.Elif(byte[:7] == 0):
-                            m.next = "S_STEP"
-                        with m.Else():
-                            m.next = "S_IDX"
-                    with m.Elif(~byte[6]):
-                        m.d.sync += run.eq(byte[:6])
-                        m.next = "S_RUN"
-                    with m.Elif(~byte[5]):
-                        m.d.sync += cnt.eq(Cat(Const(0, 8), byte[:5]))
-                        m.next = "S_EXT"
-                    with m.Elif(byte == wire.STEP_BITMAP):
-                        m.d.sync += bm_k.eq(0)
-                        m.next = "S_BM_BYTE"
-                    with m.Else():
-                        nak(Nak.BAD_STEP, DET_POS)
+                    m.d.sync += [prev_valid.eq(0), ib.eq(0), idx.eq(0), op.eq(byte),
+                                 byte_pos.eq(pos)]
+                    m.next = "S_OP"
+
+            # the step opcode in a register (timing)
+            with m.State("S_OP"):
+                with m.If(~op[7]):
+                    m.d.sync += cnt.eq(op[:7])
+                    m.next = "S_CNT"
+                with m.Elif(~op[6]):
+                    m.d.sync += run.eq(op[:6])
+                    m.next = "S_RUN"
+                with m.Elif(~op[5]):
+                    m.d.sync += cnt.eq(Cat(Const(0, 8), op[:5]))
+                    m.next = "S_EXT"
+                with m.Elif(op == wire.STEP_BITMAP):
+                    m.d.sync += bm_k.eq(0)
+                    m.next = "S_BM_BYTE"
+                with m.Else():
+                    nak(Nak.BAD_STEP, DET_POS, at=byte_pos)
 
             with m.State("S_EXT"):
                 m.d.comb += rd.o.ready.eq(1)
-                full_cnt = Cat(byte, cnt[8:])
                 with m.If(rd.done):
                     nak(Nak.BAD_LENGTH, DET_POS)
                 with m.Elif(rd.o.valid):
-                    m.d.sync += cnt.eq(full_cnt)
-                    with m.If(full_cnt > p.n_in):
-                        nak(Nak.TOO_MANY_EVENTS, DET_POS)
-                    with m.Elif(full_cnt == 0):
-                        m.next = "S_STEP"
-                    with m.Else():
-                        m.next = "S_IDX"
+                    m.d.sync += [cnt.eq(Cat(byte, cnt[8:])), byte_pos.eq(pos)]
+                    m.next = "S_CNT"
+
+            # the event count of a step in a register (its last byte at byte_pos)
+            with m.State("S_CNT"):
+                with m.If(cnt > p.n_in):
+                    nak(Nak.TOO_MANY_EVENTS, DET_POS, at=byte_pos)
+                with m.Elif(cnt == 0):
+                    m.next = "S_STEP"
+                with m.Else():
+                    m.next = "S_IDX"
 
             with m.State("S_IDX"):
                 m.d.comb += rd.o.ready.eq(1)
@@ -1039,15 +1085,20 @@ class CommandProcessor(wiring.Component):
                     with m.If(ib != iw - 1):
                         m.d.sync += ib.eq(ib + 1)
                     with m.Else():
-                        m.d.sync += [ib.eq(0), idx_pos.eq(pos)]
-                        m.next = "S_IDX_CHECK"
+                        m.d.sync += [ib.eq(0), byte_pos.eq(pos)]
+                        m.next = "S_IDX_CMP"
 
-            # the index complete in a register: range and order (its last byte at idx_pos)
+            # the index complete in a register (its last byte at byte_pos): range and order
+            # compared, then decided on
+            with m.State("S_IDX_CMP"):
+                m.d.sync += [idx_big.eq(idx >= p.n_in), idx_dup.eq(prev_valid & (idx <= prev))]
+                m.next = "S_IDX_CHECK"
+
             with m.State("S_IDX_CHECK"):
-                with m.If(idx >= p.n_in):
-                    nak(Nak.INDEX_RANGE, DET_POS, at=idx_pos)
-                with m.Elif(prev_valid & (idx <= prev)):
-                    nak(Nak.UNSORTED, DET_POS, at=idx_pos)
+                with m.If(idx_big):
+                    nak(Nak.INDEX_RANGE, DET_POS, at=byte_pos)
+                with m.Elif(idx_dup):
+                    nak(Nak.UNSORTED, DET_POS, at=byte_pos)
                 with m.Else():
                     m.d.sync += [prev.eq(idx), prev_valid.eq(1)]
                     with m.If(exec_pass):
@@ -1205,7 +1256,9 @@ class ProtocolEngine(wiring.Component):
         m.submodules.proc = proc = CommandProcessor(self.p, max_payload=self.max_payload,
                                                     identify=self.identify)
         m.submodules.framer = fr = Framer()
-        # register slices: reply bytes into the framer (its CRC), frame bytes out
+        # register slices: received bytes in, reply bytes into the framer (its CRC), frame
+        # bytes out
+        m.submodules.in_slice = in_slice = SkidBuffer(8)
         m.submodules.reply_slice = reply_slice = SkidBuffer(8)
         m.submodules.out_slice = out_slice = SkidBuffer(8)
         m.submodules.buf = buf = memory.Memory(shape=8, depth=2 * self.max_payload, init=[])
@@ -1215,7 +1268,8 @@ class ProtocolEngine(wiring.Component):
             wp.addr.eq(dfr.wr_addr), wp.data.eq(dfr.wr_data), wp.en.eq(dfr.wr_en),
             rp.addr.eq(proc.rd_addr), rp.en.eq(proc.rd_en), proc.rd_data.eq(rp.data),
         ]
-        connect(m, flipped(self.i), dfr.i)
+        connect(m, flipped(self.i), in_slice.i)
+        connect(m, in_slice.o, dfr.i)
         connect(m, dfr.frame, proc.frame)
         connect(m, proc.reply, fr.start)
         connect(m, proc.reply_data, reply_slice.i)
