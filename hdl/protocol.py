@@ -292,26 +292,24 @@ class Framer(wiring.Component):
         crc = Signal(16)
         idx = Signal(3)
         left = Signal(16)
-        empty = Signal()         # left == 0, registered with it (timing)
         hbytes = Array([Const(0xA5, 8), Const(0x5A, 8), hdr.length[:8], hdr.length[8:],
                         hdr.type, hdr.seq, crc[:8], Const(0, 8)])
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start.valid):
-                    # the CRC of the header fields at once (HCHK is its low byte)
-                    hdr_fields = [hdr.length[:8], hdr.length[8:], hdr.type, hdr.seq]
-                    m.d.sync += [idx.eq(0), crc.eq(crc16_update(Const(0xFFFF, 16), hdr_fields)),
-                                 left.eq(hdr.length), empty.eq(hdr.length == 0)]
+                    m.d.sync += [idx.eq(0), crc.eq(0xFFFF), left.eq(hdr.length)]
                     m.next = "HEADER"
             with m.State("HEADER"):
                 m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(hbytes[idx])]
                 with m.If(self.o.ready):
                     m.d.sync += idx.eq(idx + 1)
+                    with m.If((idx >= 2) & (idx < 6)):
+                        m.d.sync += crc.eq(crc16_update(crc, [hbytes[idx]]))
                     with m.If(idx == 6):
                         m.next = "DATA"
             with m.State("DATA"):
-                with m.If(empty):
+                with m.If(left == 0):
                     m.d.sync += idx.eq(0)
                     m.next = "CRC"
                 with m.Else():
@@ -319,7 +317,7 @@ class Framer(wiring.Component):
                                  self.i.ready.eq(self.o.ready)]
                     with m.If(self.i.valid & self.o.ready):
                         m.d.sync += [crc.eq(crc16_update(crc, [self.i.payload])),
-                                     left.eq(left - 1), empty.eq(left == 1)]
+                                     left.eq(left - 1)]
             with m.State("CRC"):
                 m.d.comb += [self.o.valid.eq(1),
                              self.o.payload.eq(Mux(idx[0], crc[:8], crc[8:]))]
@@ -503,19 +501,20 @@ class CommandProcessor(wiring.Component):
         cfg_keep = [max(0, min(8, len(getattr(hyper, name)) - 8 * b))
                     for _, name, b in cfg_positions]       # register bits fed by each byte
         # the check of byte k, looked up in a table when k is set (timing): bits that must be
-        # zero, field number, theta byte, theta's last byte
+        # zero, field number, theta byte, theta's last byte, k == HYPER_BYTES
         cfg_check_layout = data.StructLayout({"excess": 8, "field": 4, "theta": 1,
-                                              "theta_last": 1})
+                                              "theta_last": 1, "end": 1})
 
         def cfg_check(kk):
             if kk >= len(cfg_positions):
-                return cfg_check_layout.const({})
+                return cfg_check_layout.const({"end": 1})
             fi, name, b = cfg_positions[kk]
             return cfg_check_layout.const({
                 "excess": (0xFF << cfg_keep[kk]) & 0xFF, "field": fi, "theta": name == "theta",
                 "theta_last": name == "theta" and b == cfg_widths["theta"] - 1})
         cfg_check_next = Array(cfg_check(kk + 1) for kk in range(wire.HYPER_BYTES))
         cfg_chk = Signal(cfg_check_layout)
+        k_hot = Signal(wire.HYPER_BYTES + 1)     # one-hot k of the loading pass
         cfg_bad = Signal()
         cfg_field = Signal(4)
         theta_nz = Signal()
@@ -709,8 +708,8 @@ class CommandProcessor(wiring.Component):
                               (crc_errors, 2), (timeouts, 2)])
         # stage 1: each source's 32-bit word ridx[2:]; stage 2: the source, then the byte
         def words(value, nbytes):
-            value = Cat(value, Const(0, -nbytes % 4 * 8))
-            return Array(value[32 * i:32 * i + 32] for i in range(len(value) // 32))
+            n = (nbytes + 3) // 4
+            return Array(value.as_unsigned()[32 * i:32 * i + 32] for i in range(n))
 
         identify = int.from_bytes(self.identify, "little")
         rom_word = Signal(32)
@@ -853,7 +852,7 @@ class CommandProcessor(wiring.Component):
             # theta >= 1); only when all 27 bytes are valid does a second pass load them.
             with m.State("CFG_GATHER"):
                 m.d.comb += rd.o.ready.eq(1)
-                with m.If(k == wire.HYPER_BYTES):
+                with m.If(cfg_chk.end):
                     m.next = "CFG_DECIDE"
                 with m.Elif(rd.o.valid):
                     m.d.sync += [k.eq(k + 1), cfg_chk.eq(cfg_check_next[k])]
@@ -868,24 +867,23 @@ class CommandProcessor(wiring.Component):
                 with m.If(cfg_bad):
                     nak(Nak.PARAM_RANGE, DET_CFG)
                 with m.Elif(quiet):
-                    m.d.sync += k.eq(0)
+                    m.d.sync += k_hot.eq(1)
                     restart_reader(0)
                     m.next = "CFG_WRITE"
 
             # second pass over the validated bytes: straight into the registers
             with m.State("CFG_WRITE"):
                 m.d.comb += rd.o.ready.eq(1)
-                with m.If(k == wire.HYPER_BYTES):
+                with m.If(k_hot[-1]):
                     m.next = "CONFIG_RESEED"
                 with m.Elif(rd.o.valid):
-                    m.d.sync += k.eq(k + 1)
-                    with m.Switch(k):
-                        for kk, (fi, name, b) in enumerate(cfg_positions):
-                            keep = cfg_keep[kk]
-                            if keep:
-                                with m.Case(kk):
-                                    field = getattr(hyper, name)
-                                    m.d.sync += field[8 * b:8 * b + keep].eq(byte[:keep])
+                    m.d.sync += k_hot.eq(k_hot << 1)
+                    for kk, (_, name, b) in enumerate(cfg_positions):
+                        keep = cfg_keep[kk]
+                        if keep:
+                            with m.If(k_hot[kk]):
+                                field = getattr(hyper, name)
+                                m.d.sync += field[8 * b:8 * b + keep].eq(byte[:keep])
 
             with m.State("CONFIG_RESEED"):
                 m.d.sync += reseed.eq(1)
@@ -1187,8 +1185,11 @@ class CommandProcessor(wiring.Component):
                 with m.If(self.result.valid):
                     m.d.sync += [prediction.eq(self.result.payload.prediction),
                                  result_valid.eq(1), in_sample.eq(0)]
-                    send(SRC_SMALL, 1, self.result.payload.prediction)
-                    ack(1)
+                    m.next = "S_REPLY"
+
+            with m.State("S_REPLY"):
+                send(SRC_SMALL, 1, prediction)
+                ack(1)
 
             # -- replies ----------------------------------------------------------------
             with m.State("NAK"):
