@@ -572,27 +572,33 @@ class CommandProcessor(wiring.Component):
         ridx = Signal(6)
         rn = Signal(range(64 + 1))
         small = Signal(32)
-        # the reply byte at ridx through two register stages (each source's byte, then the
-        # source): valid (src_ok) two cycles after ridx changed
+        # the reply byte at ridx through three register stages (half of the counters, each
+        # source's word, then the source's byte): valid (src_ok) three cycles after ridx changed
         src_q = Signal(8)
+        src_ok0 = Signal()
         src_ok1 = Signal()
         src_ok = Signal()
         then_mem = Signal()
         clear_after = Signal()
         rp_valid = Signal()
         rp_nak = Signal()
-        rp_type = Signal(8)
-        rp_len = Signal(16)
+        # the reply length as a small code (few registers behind the many reply decisions):
+        # one of the constant lengths, or reply_len (a memory transfer's, stable meanwhile)
+        rp_lengths = [0, 1, 4, wire.IDENTIFY_BYTES, wire.STATUS_BYTES, 4 * len(ALL_COUNTERS)]
+        RP_REPLY_LEN = len(rp_lengths)
+        rp_sel = Signal(range(RP_REPLY_LEN + 1))
+        reply_len = Signal(16)
         m.d.comb += [self.reply.valid.eq(rp_valid),
-                     self.reply.payload.type.eq(rp_type),
+                     self.reply.payload.type.eq(Mux(rp_nak, wire.NAK_TYPE, Cmd_ack(desc.type))),
                      self.reply.payload.seq.eq(desc.seq),
-                     self.reply.payload.length.eq(rp_len)]
+                     self.reply.payload.length.eq(
+                         Array([*(Const(n, 16) for n in rp_lengths), reply_len])[rp_sel])]
         with m.If(self.reply.valid & self.reply.ready):
             m.d.sync += rp_valid.eq(0)
 
         def start_reply(nak_reply, length):
-            m.d.sync += [rp_valid.eq(1), rp_nak.eq(nak_reply), rp_len.eq(length),
-                         rp_type.eq(wire.NAK_TYPE if nak_reply else Cmd_ack(desc.type))]
+            sel = rp_lengths.index(length) if isinstance(length, int) else RP_REPLY_LEN
+            m.d.sync += [rp_valid.eq(1), rp_nak.eq(nak_reply), rp_sel.eq(sel)]
 
         # NAK reason and the source of its detail field (few sources, many call sites)
         nak_code = Signal(4)
@@ -613,7 +619,7 @@ class CommandProcessor(wiring.Component):
 
         def send(src, n, value=None, then_memory=False):
             m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory),
-                         src_ok1.eq(0), src_ok.eq(0)]
+                         src_ok0.eq(0), src_ok1.eq(0), src_ok.eq(0)]
             if value is not None:
                 m.d.sync += small.eq(value)
 
@@ -639,7 +645,6 @@ class CommandProcessor(wiring.Component):
         chk_range = Signal()
         chk_len = Signal()
         chk_big = Signal()
-        reply_len = Signal(16)
         width = Signal(3)
         word = Signal(32)
         bi = Signal(3)
@@ -707,9 +712,15 @@ class CommandProcessor(wiring.Component):
                               (expected, 1), (prediction, 1), (acks, 4), (naks, 4),
                               (crc_errors, 2), (timeouts, 2)])
         # stage 1: each source's 32-bit word ridx[2:]; stage 2: the source, then the byte
-        def words(value, nbytes):
+        def words(value, nbytes, first=0):
             n = (nbytes + 3) // 4
-            return Array(value.as_unsigned()[32 * i:32 * i + 32] for i in range(n))
+            return Array(value.as_unsigned()[32 * i:32 * i + 32] for i in range(first, n))
+
+        # the counters' word in two steps: words ridx[2:5] of each half, then the half
+        half = 1 << (len(ridx) - 3)
+        counter_half = [Signal(32, name=f"counter_half{h}") for h in range(2)]
+        m.d.sync += [counter_half[h].eq(words(self.counters.as_value(), 4 * len(ALL_COUNTERS),
+                                              h * half)[ridx[2:-1]]) for h in range(2)]
 
         identify = int.from_bytes(self.identify, "little")
         rom_word = Signal(32)
@@ -719,13 +730,13 @@ class CommandProcessor(wiring.Component):
             rom_word.eq(words(Const(identify, 8 * len(self.identify)),
                               len(self.identify))[ridx[2:]]),
             status_word.eq(words(status_value, wire.STATUS_BYTES)[ridx[2:]]),
-            counter_word.eq(words(self.counters.as_value(), 4 * len(ALL_COUNTERS))[ridx[2:]]),
+            counter_word.eq(Mux(ridx[-1], counter_half[1], counter_half[0])),
         ]
         src_words = {SRC_SMALL: small, SRC_ROM: rom_word, SRC_STATUS: status_word,
                      SRC_COUNTERS: counter_word}
         src_word = Array(src_words[i] for i in range(len(src_words)))[rsrc]
         src_byte = src_word.word_select(ridx[:2], 8)
-        m.d.sync += [src_q.eq(src_byte), src_ok1.eq(1), src_ok.eq(src_ok1)]
+        m.d.sync += [src_q.eq(src_byte), src_ok0.eq(1), src_ok1.eq(src_ok0), src_ok.eq(src_ok1)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -1214,8 +1225,8 @@ class CommandProcessor(wiring.Component):
                     m.d.comb += [self.reply_data.valid.eq(src_ok),
                                  self.reply_data.payload.eq(src_q)]
                     with m.If(src_ok & self.reply_data.ready):
-                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1), src_ok1.eq(0),
-                                     src_ok.eq(0)]
+                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1), src_ok0.eq(0),
+                                     src_ok1.eq(0), src_ok.eq(0)]
 
             with m.State("FINISH"):
                 with m.If(~rp_valid):
