@@ -574,6 +574,7 @@ class CommandProcessor(wiring.Component):
         small = Signal(32)
         # the reply byte at ridx through three register stages (half of the counters, each
         # source's word, then the source's byte): valid (src_ok) three cycles after ridx changed
+        # (taking a byte and SEND_PREP restart it)
         src_q = Signal(8)
         src_ok0 = Signal()
         src_ok1 = Signal()
@@ -615,11 +616,11 @@ class CommandProcessor(wiring.Component):
 
         def ack(length=0, then=None):
             start_reply(0, length)
-            m.next = then or ("FINISH" if isinstance(length, int) and length == 0 else "SEND")
+            m.next = then or ("FINISH" if isinstance(length, int) and length == 0
+                              else "SEND_PREP")
 
         def send(src, n, value=None, then_memory=False):
-            m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory),
-                         src_ok0.eq(0), src_ok1.eq(0), src_ok.eq(0)]
+            m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory)]
             if value is not None:
                 m.d.sync += small.eq(value)
 
@@ -947,7 +948,7 @@ class CommandProcessor(wiring.Component):
                     with m.If(is_result):
                         send(SRC_SMALL, 2, Cat(result_valid, Const(0, 7), prediction),
                              then_memory=True)
-                        ack(reply_len, "SEND")
+                        ack(reply_len, "SEND_PREP")
                     with m.Elif(empty):
                         ack(0)
                     with m.Else():
@@ -1212,6 +1213,11 @@ class CommandProcessor(wiring.Component):
                     naks.eq(naks + 1), naked.eq(1), last_nak.eq(nak_code),
                     last_nak_type.eq(desc.type), last_nak_seq.eq(desc.seq),
                 ]
+                m.next = "SEND_PREP"
+
+            # the source is set (send): restart its pipeline
+            with m.State("SEND_PREP"):
+                m.d.sync += [src_ok0.eq(0), src_ok1.eq(0), src_ok.eq(0)]
                 m.next = "SEND"
 
             with m.State("SEND"):
