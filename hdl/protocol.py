@@ -292,6 +292,8 @@ class Framer(wiring.Component):
         crc = Signal(16)
         idx = Signal(3)
         left = Signal(16)
+        crc_byte = Signal(8)     # header byte for the CRC, registered
+        crc_en = Signal()
         hbytes = Array([Const(0xA5, 8), Const(0x5A, 8), hdr.length[:8], hdr.length[8:],
                         hdr.type, hdr.seq, crc[:8], Const(0, 8)])
 
@@ -301,11 +303,17 @@ class Framer(wiring.Component):
                     m.d.sync += [idx.eq(0), crc.eq(0xFFFF), left.eq(hdr.length)]
                     m.next = "HEADER"
             with m.State("HEADER"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(hbytes[idx])]
-                with m.If(self.o.ready):
+                # the CRC takes each header field byte the cycle after it went out (timing);
+                # HCHK waits for the last one
+                m.d.sync += crc_en.eq(0)
+                with m.If(crc_en):
+                    m.d.sync += crc.eq(crc16_update(crc, [crc_byte]))
+                hold = (idx == 6) & crc_en
+                m.d.comb += [self.o.valid.eq(~hold), self.o.payload.eq(hbytes[idx])]
+                with m.If(self.o.ready & ~hold):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If((idx >= 2) & (idx < 6)):
-                        m.d.sync += crc.eq(crc16_update(crc, [hbytes[idx]]))
+                        m.d.sync += [crc_byte.eq(hbytes[idx]), crc_en.eq(1)]
                     with m.If(idx == 6):
                         m.next = "DATA"
             with m.State("DATA"):
@@ -753,7 +761,15 @@ class CommandProcessor(wiring.Component):
                     m.next = "DISPATCH"
 
             with m.State("DISPATCH"):
-                m.d.sync += [k.eq(0), s_flags.eq(0)]
+                # per-command set-up from the type alone (not behind the checks: timing)
+                gather = {Cmd.RESET: 1, Cmd.WRITE_WEIGHTS: wire.WEIGHT_HEADER_BYTES,
+                          Cmd.READ_WEIGHTS: wire.WEIGHT_HEADER_BYTES, Cmd.SAMPLE: 2,
+                          Cmd.READ_RESULT: 0, Cmd.READ_COUNTERS: 1}
+                m.d.sync += [k.eq(0), s_flags.eq(0), cfg_bad.eq(0), cfg_field.eq(0),
+                             theta_nz.eq(0), cfg_chk.eq(cfg_check(0)),
+                             gather_n.eq(reduce(or_, [Mux(is_cmd[c], n, 0)
+                                                      for c, n in gather.items()])),
+                             gathered.eq(is_cmd[Cmd.READ_RESULT])]
                 with m.If(desc.status != 0):
                     with m.If(desc.status == Nak.BAD_CRC):
                         m.d.sync += crc_errors.eq(crc_errors + 1)
@@ -766,9 +782,8 @@ class CommandProcessor(wiring.Component):
                     with m.If(~oob):
                         m.d.sync += expected.eq(desc.seq + 1)
 
-                    def need(cond, n):
+                    def need(cond):
                         with m.If(cond):
-                            m.d.sync += [gather_n.eq(n), gathered.eq(n == 0)]
                             m.next = "GATHER"
                         with m.Else():
                             nak(Nak.BAD_LENGTH)
@@ -786,13 +801,11 @@ class CommandProcessor(wiring.Component):
                         with m.Else():
                             nak(Nak.BAD_LENGTH)
                     with m.Elif(is_cmd[Cmd.RESET]):
-                        need(len_is[1], 1)
+                        need(len_is[1])
                     with m.Elif(is_cmd[Cmd.CONFIGURE]):
                         with m.If(in_sample):
                             nak(Nak.BUSY)
                         with m.Elif(len_is[wire.HYPER_BYTES]):
-                            m.d.sync += [k.eq(0), cfg_bad.eq(0), cfg_field.eq(0),
-                                         theta_nz.eq(0), cfg_chk.eq(cfg_check(0))]
                             m.next = "CFG_GATHER"
                         with m.Else():
                             nak(Nak.BAD_LENGTH)
@@ -800,15 +813,15 @@ class CommandProcessor(wiring.Component):
                         with m.If(in_sample):
                             nak(Nak.BUSY)
                         with m.Else():
-                            need(len_ge[wire.WEIGHT_HEADER_BYTES], wire.WEIGHT_HEADER_BYTES)
+                            need(len_ge[wire.WEIGHT_HEADER_BYTES])
                     with m.Elif(is_cmd[Cmd.READ_WEIGHTS]):
-                        need(len_is[wire.WEIGHT_HEADER_BYTES], wire.WEIGHT_HEADER_BYTES)
+                        need(len_is[wire.WEIGHT_HEADER_BYTES])
                     with m.Elif(is_cmd[Cmd.SAMPLE]):
-                        need(len_ge[2], 2)
+                        need(len_ge[2])
                     with m.Elif(is_cmd[Cmd.READ_RESULT]):
-                        need(len_is[0], 0)
+                        need(len_is[0])
                     with m.Elif(is_cmd[Cmd.READ_COUNTERS]):
-                        need(len_is[1], 1)
+                        need(len_is[1])
                     with m.Else():
                         nak(Nak.UNKNOWN_TYPE)
 
