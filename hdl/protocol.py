@@ -25,7 +25,7 @@ Data path (one byte per cycle at most)::
 """
 
 from functools import reduce
-from operator import xor
+from operator import or_, xor
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
@@ -154,6 +154,18 @@ class Deframer(wiring.Component):
         ptr = Signal(range(mp + 1))
         idle = Signal(range(self.timeout_cycles + 1))
         status = Signal(4)
+        # comparisons registered one byte ahead (timing)
+        too_long = Signal()      # hdr_len > max_payload
+        len_m1 = Signal(16)      # length - 1
+        stored = Signal()        # ptr == length: the payload is in the buffer
+        last = Signal()          # remaining == 1: the byte offered is the frame's last
+        idle_max = Signal()      # idle == timeout_cycles
+
+        def count_idle():
+            m.d.sync += [idle.eq(idle + 1), idle_max.eq(idle == self.timeout_cycles - 1)]
+
+        def clear_idle():
+            m.d.sync += [idle.eq(0), idle_max.eq(0)]
 
         full = Signal(2)
         wbank = Signal()
@@ -161,6 +173,11 @@ class Deframer(wiring.Component):
         descs = [Signal(frame_desc_layout(), name=f"desc{k}") for k in range(2)]
         post = Signal()          # completing a frame this cycle (into bank wbank)
         post_status = Signal(4)
+        # the descriptor is written the cycle after (timing): the next frame's header takes
+        # longer than that to arrive
+        posted = Signal()
+        posted_status = Signal(4)
+        m.d.sync += [posted.eq(post), posted_status.eq(post_status)]
 
         # consumer side
         m.d.comb += [
@@ -171,13 +188,13 @@ class Deframer(wiring.Component):
         release = self.frame.valid & self.frame.ready
         with m.If(release):
             m.d.sync += rbank.eq(~rbank)
-        with m.If(post):
+        with m.If(posted):
             m.d.sync += wbank.eq(~wbank)
         for k in range(2):
-            with m.If(post & (wbank == k)):
+            with m.If(posted & (wbank == k)):
                 m.d.sync += [
                     full[k].eq(1),
-                    descs[k].status.eq(post_status),
+                    descs[k].status.eq(posted_status),
                     descs[k].type.eq(ftype),
                     descs[k].seq.eq(seq),
                     descs[k].length.eq(length),
@@ -196,23 +213,28 @@ class Deframer(wiring.Component):
             with m.State("HUNT"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
-                    m.d.sync += [win.eq(Cat(win[8:], self.i.payload)), idle.eq(0)]
+                    m.d.sync += win.eq(Cat(win[8:], self.i.payload))
+                    clear_idle()
                     m.next = "HDR_CRC"
-                with m.Elif(idle == self.timeout_cycles):
-                    m.d.sync += [win.eq(0), idle.eq(0)]
+                with m.Elif(idle_max):
+                    m.d.sync += win.eq(0)
+                    clear_idle()
                 with m.Else():
-                    m.d.sync += idle.eq(idle + 1)
+                    count_idle()
             with m.State("HDR_CRC"):
                 m.d.sync += [hdr_crc.eq(crc16_update(Const(0xFFFF, 16), b[2:6])),
-                             sync_ok.eq((b[0] == 0xA5) & (b[1] == 0x5A))]
+                             sync_ok.eq((b[0] == 0xA5) & (b[1] == 0x5A)),
+                             too_long.eq(hdr_len > mp), len_m1.eq(hdr_len - 1)]
                 m.next = "CHECK"
             with m.State("CHECK"):
                 with m.If(match):
                     m.d.sync += [
                         length.eq(hdr_len), ftype.eq(b[4]), seq.eq(b[5]), crc.eq(hdr_crc),
-                        remaining.eq(hdr_len + 2), ptr.eq(0), idle.eq(0), win.eq(0),
+                        remaining.eq(hdr_len + 2), ptr.eq(0), win.eq(0),
+                        stored.eq(hdr_len == 0), last.eq(0),
                     ]
-                    with m.If(hdr_len > mp):
+                    clear_idle()
+                    with m.If(too_long):
                         m.d.sync += status.eq(Nak.TOO_LONG)
                         m.next = "POST"
                     with m.Else():
@@ -222,18 +244,20 @@ class Deframer(wiring.Component):
             with m.State("RECV"):
                 m.d.comb += self.i.ready.eq(bank_free)
                 with m.If(self.i.valid & bank_free):
-                    m.d.sync += [crc.eq(next_crc), remaining.eq(remaining - 1), idle.eq(0)]
-                    with m.If(ptr != length):
+                    m.d.sync += [crc.eq(next_crc), remaining.eq(remaining - 1),
+                                 last.eq(remaining == 2)]
+                    clear_idle()
+                    with m.If(~stored):
                         m.d.comb += self.wr_en.eq(1)
-                        m.d.sync += ptr.eq(ptr + 1)
-                    with m.If(remaining == 1):
+                        m.d.sync += [ptr.eq(ptr + 1), stored.eq(ptr == len_m1)]
+                    with m.If(last):
                         m.next = "CRC"            # decide on the registered CRC (timing)
                 with m.Elif(bank_free):
-                    with m.If(idle == self.timeout_cycles):
+                    with m.If(idle_max):
                         m.d.comb += [post_status.eq(Nak.TIMEOUT), post.eq(1)]
                         m.next = "HUNT"
                     with m.Else():
-                        m.d.sync += idle.eq(idle + 1)
+                        count_idle()
             with m.State("CRC"):
                 m.d.comb += [post_status.eq(Mux(crc != 0, Nak.BAD_CRC, 0)), post.eq(1)]
                 m.next = "HUNT"
@@ -268,6 +292,8 @@ class Framer(wiring.Component):
         crc = Signal(16)
         idx = Signal(3)
         left = Signal(16)
+        crc_byte = Signal(8)     # header byte for the CRC, registered
+        crc_en = Signal()
         hbytes = Array([Const(0xA5, 8), Const(0x5A, 8), hdr.length[:8], hdr.length[8:],
                         hdr.type, hdr.seq, crc[:8], Const(0, 8)])
 
@@ -277,11 +303,17 @@ class Framer(wiring.Component):
                     m.d.sync += [idx.eq(0), crc.eq(0xFFFF), left.eq(hdr.length)]
                     m.next = "HEADER"
             with m.State("HEADER"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.eq(hbytes[idx])]
-                with m.If(self.o.ready):
+                # the CRC takes each header field byte the cycle after it went out (timing);
+                # HCHK waits for the last one
+                m.d.sync += crc_en.eq(0)
+                with m.If(crc_en):
+                    m.d.sync += crc.eq(crc16_update(crc, [crc_byte]))
+                hold = (idx == 6) & crc_en
+                m.d.comb += [self.o.valid.eq(~hold), self.o.payload.eq(hbytes[idx])]
+                with m.If(self.o.ready & ~hold):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If((idx >= 2) & (idx < 6)):
-                        m.d.sync += crc.eq(crc16_update(crc, [hbytes[idx]]))
+                        m.d.sync += [crc_byte.eq(hbytes[idx]), crc_en.eq(1)]
                     with m.If(idx == 6):
                         m.next = "DATA"
             with m.State("DATA"):
@@ -308,18 +340,25 @@ class Framer(wiring.Component):
 
 
 class BufferReader(wiring.Component):
-    """Streams ``length`` bytes of the frame buffer from ``base``, one per cycle.
+    """Streams a frame's bytes from ``offset`` to ``length`` out of bank ``bank``.
 
-    ``start`` (one cycle) restarts it; ``done`` is high once every byte has been taken.
+    ``start`` (one cycle) registers ``offset``; the reader restarts the cycle after (``o.valid``
+    and ``done`` are low in that cycle) and offers the first byte two cycles later (block
+    RAM read, then an output register). A skid register behind the output register keeps
+    ``o.ready`` away from the RAM's enable and address. ``bank`` and ``length`` must stay
+    stable while it runs. ``pos`` is the payload offset of the byte offered on ``o``;
+    ``done`` is high once every byte has been taken.
     """
 
     def __init__(self, addr_bits: int):
         self.addr_bits = addr_bits
         super().__init__({
             "start":   In(1),
-            "base":    In(addr_bits),
+            "offset":  In(addr_bits - 1),
+            "bank":    In(1),
             "length":  In(16),
             "o":       Out(stream.Signature(8)),
+            "pos":     Out(16),
             "done":    Out(1),
             "rd_addr": Out(addr_bits),
             "rd_en":   Out(1),
@@ -328,27 +367,43 @@ class BufferReader(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        offset = Signal(self.addr_bits - 1)
+        pending = Signal()       # restart in this cycle (registered start)
         addr = Signal(self.addr_bits)
         remaining = Signal(16)
-        # two stages: the block RAM read, then an output register (a RAM's output is slow)
-        ram_valid = Signal()
-        advance_out = ~self.o.valid | self.o.ready
-        advance_ram = ~ram_valid | advance_out
+        more = Signal()          # remaining != 0
+        ram_valid = Signal()     # rd_data holds a byte
+        out_valid = Signal()     # o.payload holds a byte
+        skid_valid = Signal()
+        skid = Signal(8)
+        advance_ram = ~ram_valid | ~skid_valid     # the RAM's byte moves on (registers only)
         m.d.comb += [
             self.rd_en.eq(advance_ram),
             self.rd_addr.eq(addr),
-            self.done.eq((remaining == 0) & ~ram_valid & ~self.o.valid),
+            self.o.valid.eq(out_valid & ~pending),
+            self.done.eq(~more & ~ram_valid & ~out_valid & ~skid_valid & ~pending),
         ]
+        m.d.sync += pending.eq(self.start)
         with m.If(self.start):
-            m.d.sync += [addr.eq(self.base), remaining.eq(self.length), ram_valid.eq(0),
-                         self.o.valid.eq(0)]
+            m.d.sync += offset.eq(self.offset)
+        with m.If(pending):
+            m.d.sync += [addr.eq(Cat(offset, self.bank)), remaining.eq(self.length - offset),
+                         more.eq(self.length != offset), self.pos.eq(offset),
+                         ram_valid.eq(0), out_valid.eq(0), skid_valid.eq(0)]
         with m.Else():
-            with m.If(advance_out):
-                m.d.sync += [self.o.payload.eq(self.rd_data), self.o.valid.eq(ram_valid)]
+            with m.If(self.o.valid & self.o.ready):
+                m.d.sync += self.pos.eq(self.pos + 1)
+            with m.If(~out_valid | self.o.ready):          # the output register is free
+                with m.If(skid_valid):
+                    m.d.sync += [self.o.payload.eq(skid), out_valid.eq(1), skid_valid.eq(0)]
+                with m.Else():
+                    m.d.sync += [self.o.payload.eq(self.rd_data), out_valid.eq(ram_valid)]
+            with m.Elif(ram_valid & ~skid_valid):
+                m.d.sync += [skid.eq(self.rd_data), skid_valid.eq(1)]
             with m.If(advance_ram):
-                with m.If(remaining != 0):
+                with m.If(more):
                     m.d.sync += [addr.eq(addr + 1), remaining.eq(remaining - 1),
-                                 ram_valid.eq(1)]
+                                 more.eq(remaining != 1), ram_valid.eq(1)]
                 with m.Else():
                     m.d.sync += ram_valid.eq(0)
         return m
@@ -439,6 +494,7 @@ class CommandProcessor(wiring.Component):
         m.d.comb += [self.rd_addr.eq(rd.rd_addr), self.rd_en.eq(rd.rd_en),
                      rd.rd_data.eq(self.rd_data)]
         byte = rd.o.payload
+        pos = rd.pos             # payload offset of ``byte`` (bytes taken so far)
 
         # -- hyper registers (reset to the FixedHyper defaults) and pulses ----------------
         defaults = FixedHyper()
@@ -452,6 +508,21 @@ class CommandProcessor(wiring.Component):
         cfg_widths = dict(wire.HYPER_FIELDS)
         cfg_keep = [max(0, min(8, len(getattr(hyper, name)) - 8 * b))
                     for _, name, b in cfg_positions]       # register bits fed by each byte
+        # the check of byte k, looked up in a table when k is set (timing): bits that must be
+        # zero, field number, theta byte, theta's last byte, k == HYPER_BYTES
+        cfg_check_layout = data.StructLayout({"excess": 8, "field": 4, "theta": 1,
+                                              "theta_last": 1, "end": 1})
+
+        def cfg_check(kk):
+            if kk >= len(cfg_positions):
+                return cfg_check_layout.const({"end": 1})
+            fi, name, b = cfg_positions[kk]
+            return cfg_check_layout.const({
+                "excess": (0xFF << cfg_keep[kk]) & 0xFF, "field": fi, "theta": name == "theta",
+                "theta_last": name == "theta" and b == cfg_widths["theta"] - 1})
+        cfg_check_next = Array(cfg_check(kk + 1) for kk in range(wire.HYPER_BYTES))
+        cfg_chk = Signal(cfg_check_layout)
+        k_hot = Signal(wire.HYPER_BYTES + 1)     # one-hot k of the loading pass
         cfg_bad = Signal()
         cfg_field = Signal(4)
         theta_nz = Signal()
@@ -462,7 +533,9 @@ class CommandProcessor(wiring.Component):
 
         # -- link state ---------------------------------------------------------------------
         desc = Signal(frame_desc_layout())
+        m.d.comb += [rd.bank.eq(desc.bank), rd.length.eq(desc.length)]
         # checks of the next frame's descriptor, registered with it (DISPATCH decides on them)
+        is_cmd = {c: Signal(name=f"is_{c.name.lower()}") for c in Cmd}   # one-hot type
         oob = Signal()          # IDENTIFY, READ_STATUS, RESET: outside the sequence
         seq_bad = Signal()
         len_is = {v: Signal(name=f"len_is_{v}")
@@ -507,23 +580,34 @@ class CommandProcessor(wiring.Component):
         ridx = Signal(6)
         rn = Signal(range(64 + 1))
         small = Signal(32)
-        # the reply byte at ridx, registered: valid (src_ok) the cycle after ridx changed
+        # the reply byte at ridx through three register stages (half of the counters, each
+        # source's word, then the source's byte): valid (src_ok) three cycles after ridx changed
+        # (taking a byte and SEND_PREP restart it)
         src_q = Signal(8)
+        src_ok0 = Signal()
+        src_ok1 = Signal()
         src_ok = Signal()
         then_mem = Signal()
         clear_after = Signal()
         rp_valid = Signal()
         rp_nak = Signal()
-        rp_len = Signal(16)
+        # the reply length as a small code (few registers behind the many reply decisions):
+        # one of the constant lengths, or reply_len (a memory transfer's, stable meanwhile)
+        rp_lengths = [0, 1, 4, wire.IDENTIFY_BYTES, wire.STATUS_BYTES, 4 * len(ALL_COUNTERS)]
+        RP_REPLY_LEN = len(rp_lengths)
+        rp_sel = Signal(range(RP_REPLY_LEN + 1))
+        reply_len = Signal(16)
         m.d.comb += [self.reply.valid.eq(rp_valid),
                      self.reply.payload.type.eq(Mux(rp_nak, wire.NAK_TYPE, Cmd_ack(desc.type))),
                      self.reply.payload.seq.eq(desc.seq),
-                     self.reply.payload.length.eq(rp_len)]
+                     self.reply.payload.length.eq(
+                         Array([*(Const(n, 16) for n in rp_lengths), reply_len])[rp_sel])]
         with m.If(self.reply.valid & self.reply.ready):
             m.d.sync += rp_valid.eq(0)
 
         def start_reply(nak_reply, length):
-            m.d.sync += [rp_valid.eq(1), rp_nak.eq(nak_reply), rp_len.eq(length)]
+            sel = rp_lengths.index(length) if isinstance(length, int) else RP_REPLY_LEN
+            m.d.sync += [rp_valid.eq(1), rp_nak.eq(nak_reply), rp_sel.eq(sel)]
 
         # NAK reason and the source of its detail field (few sources, many call sites)
         nak_code = Signal(4)
@@ -532,19 +616,19 @@ class CommandProcessor(wiring.Component):
 
         nak_pos = Signal(16)
 
-        def nak(code, detail=DET_ZERO, back=0):
+        def nak(code, detail=DET_ZERO, at=pos):
             m.d.sync += [nak_code.eq(code), nak_det.eq(detail)]
-            if detail == DET_POS:   # the offending byte's offset (``back`` bytes ago), latched
-                m.d.sync += nak_pos.eq(pos - back)
+            if detail == DET_POS:   # the offending byte's offset (``at``), latched
+                m.d.sync += nak_pos.eq(at)
             m.next = "NAK"
 
         def ack(length=0, then=None):
             start_reply(0, length)
-            m.next = then or ("FINISH" if isinstance(length, int) and length == 0 else "SEND")
+            m.next = then or ("FINISH" if isinstance(length, int) and length == 0
+                              else "SEND_PREP")
 
         def send(src, n, value=None, then_memory=False):
-            m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory),
-                         src_ok.eq(0)]
+            m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory)]
             if value is not None:
                 m.d.sync += small.eq(value)
 
@@ -554,10 +638,11 @@ class CommandProcessor(wiring.Component):
         fb = [fld[8 * k:8 * k + 8] for k in range(FLD)]
         k = Signal(range(wire.HYPER_BYTES + 1))
         gather_n = Signal(range(FLD + 1))
-        base = Signal(self.addr_bits)
+        gathered = Signal()      # k == gather_n
 
         # memory transfer registers
         mem = Signal(8)          # the whole request byte: 8 and up must not alias 0..
+        is_write, is_result = is_cmd[Cmd.WRITE_WEIGHTS], is_cmd[Cmd.READ_RESULT]
         # block header (READ_RESULT writes its own values into fld)
         row0, nrows = Cat(fb[1], fb[2]), Cat(fb[3], fb[4])
         col0, ncols = Cat(fb[5], fb[6]), Cat(fb[7], fb[8])
@@ -569,17 +654,23 @@ class CommandProcessor(wiring.Component):
         chk_range = Signal()
         chk_len = Signal()
         chk_big = Signal()
-        reply_len = Signal(16)
         width = Signal(3)
         word = Signal(32)
         bi = Signal(3)
         widx = Signal(16)
+        fits = Signal()          # the weight in ``word`` fits in w_bits
         exec_pass = Signal()
         # nrows * ncols by shift-and-add (no multiplier on the critical path)
         n_items = Signal(32)
         mul_a = Signal(32)        # (range-checked operands are <= 4096 each)
         mul_b = Signal(16)
-        last_item = (rows_left == 1) & (cols_left == 1)
+        # precomputed item flags (timing): rows_left == 1, cols_left == 1, nrows == 1, ...
+        row_last = Signal()
+        col_last = Signal()
+        nrows_is_1 = Signal()
+        ncols_is_1 = Signal()
+        empty = Signal()
+        last_item = row_last & col_last
 
         shapes = {int(mm): wire.mem_shape(p, mm) for mm in wire.Mem}
         mem_rows = Array(Const(shapes[i][0] if i < 6 else 0, 13) for i in range(8))
@@ -588,7 +679,10 @@ class CommandProcessor(wiring.Component):
         # sample registers
         s_flags = Signal(8)
         s_label = Signal(8)
-        pos = Signal(16)
+        op = Signal(8)           # step opcode
+        byte_pos = Signal(16)    # offset of the last byte of ``op``, ``cnt`` or ``idx``
+        idx_big = Signal()       # idx >= n_in
+        idx_dup = Signal()       # idx <= prev (not after the previous index)
         cnt = Signal(14)
         run = Signal(6)
         idx = Signal(8 * iw)
@@ -604,65 +698,78 @@ class CommandProcessor(wiring.Component):
 
         def first_item():
             m.d.sync += [row.eq(row0), col.eq(col0), rows_left.eq(nrows), cols_left.eq(ncols),
-                         widx.eq(0)]
+                         row_last.eq(nrows_is_1), col_last.eq(ncols_is_1), widx.eq(0)]
 
         def advance_item():
-            with m.If(cols_left == 1):
-                m.d.sync += [col.eq(col0), cols_left.eq(ncols), row.eq(row + 1),
-                             rows_left.eq(rows_left - 1)]
+            with m.If(col_last):
+                m.d.sync += [col.eq(col0), cols_left.eq(ncols), col_last.eq(ncols_is_1),
+                             row.eq(row + 1), rows_left.eq(rows_left - 1),
+                             row_last.eq(rows_left == 2)]
             with m.Else():
-                m.d.sync += [col.eq(col + 1), cols_left.eq(cols_left - 1)]
+                m.d.sync += [col.eq(col + 1), cols_left.eq(cols_left - 1),
+                             col_last.eq(cols_left == 2)]
             m.d.sync += widx.eq(widx + 1)
 
         def restart_reader(offset):
-            m.d.comb += [rd.start.eq(1), rd.base.eq(base + offset),
-                         rd.length.eq(desc.length - offset)]
-            m.d.sync += pos.eq(offset)
+            m.d.comb += [rd.start.eq(1), rd.offset.eq(offset)]
 
         token = self.tokens.payload
-        # payload offset of the byte the reader offers (bytes taken so far)
-        with m.If(rd.o.valid & rd.o.ready):
-            m.d.sync += pos.eq(pos + 1)
 
         flags = Cat(in_sample, self.core_busy, result_valid, rx_overflow, rx_frame_error, naked,
                     Const(0, 2))
         status_value = _pack([(flags, 1), (last_nak, 1), (last_nak_type, 1), (last_nak_seq, 1),
                               (expected, 1), (prediction, 1), (acks, 4), (naks, 4),
                               (crc_errors, 2), (timeouts, 2)])
-        rom = Array(Const(b, 8) for b in self.identify)
-        status_bytes = Array(status_value[8 * i:8 * i + 8] for i in range(wire.STATUS_BYTES))
-        # counters: a 14:1 word select, then the byte (a 448-bit barrel shifter is large)
-        counter_word = Array(self.counters.as_value()[32 * i:32 * i + 32]
-                             for i in range(len(ALL_COUNTERS)))[ridx[2:]]
-        counter_bytes = Array(counter_word[8 * i:8 * i + 8] for i in range(4))
-        src_byte = Signal(8)
-        with m.Switch(rsrc):
-            with m.Case(SRC_SMALL):
-                m.d.comb += src_byte.eq(Array(small[8 * i:8 * i + 8] for i in range(4))[ridx[:2]])
-            with m.Case(SRC_ROM):
-                m.d.comb += src_byte.eq(rom[ridx])
-            with m.Case(SRC_STATUS):
-                m.d.comb += src_byte.eq(status_bytes[ridx])
-            with m.Case(SRC_COUNTERS):
-                m.d.comb += src_byte.eq(counter_bytes[ridx[:2]])
-        m.d.sync += [src_q.eq(src_byte), src_ok.eq(1)]
+        # stage 1: each source's 32-bit word ridx[2:]; stage 2: the source, then the byte
+        def words(value, nbytes, first=0):
+            n = (nbytes + 3) // 4
+            return Array(value.as_unsigned()[32 * i:32 * i + 32] for i in range(first, n))
+
+        # the counters' word in two steps: words ridx[2:5] of each half, then the half
+        half = 1 << (len(ridx) - 3)
+        counter_half = [Signal(32, name=f"counter_half{h}") for h in range(2)]
+        m.d.sync += [counter_half[h].eq(words(self.counters.as_value(), 4 * len(ALL_COUNTERS),
+                                              h * half)[ridx[2:-1]]) for h in range(2)]
+
+        identify = int.from_bytes(self.identify, "little")
+        rom_word = Signal(32)
+        status_word = Signal(32)
+        counter_word = Signal(32)
+        m.d.sync += [
+            rom_word.eq(words(Const(identify, 8 * len(self.identify)),
+                              len(self.identify))[ridx[2:]]),
+            status_word.eq(words(status_value, wire.STATUS_BYTES)[ridx[2:]]),
+            counter_word.eq(Mux(ridx[-1], counter_half[1], counter_half[0])),
+        ]
+        src_words = {SRC_SMALL: small, SRC_ROM: rom_word, SRC_STATUS: status_word,
+                     SRC_COUNTERS: counter_word}
+        src_word = Array(src_words[i] for i in range(len(src_words)))[rsrc]
+        src_byte = src_word.word_select(ridx[:2], 8)
+        m.d.sync += [src_q.eq(src_byte), src_ok0.eq(1), src_ok1.eq(src_ok0), src_ok.eq(src_ok1)]
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.frame.valid):
                     f = self.frame.payload
-                    f_oob = ((f.type == Cmd.IDENTIFY) | (f.type == Cmd.READ_STATUS)
-                             | (f.type == Cmd.RESET))
-                    m.d.sync += [desc.eq(f), base.eq(Cat(Const(0, self.addr_bits - 1), f.bank)),
-                                 oob.eq(f_oob), seq_bad.eq(~f_oob & (f.seq != expected))]
+                    f_oob = reduce(or_, [f.type == c for c in wire.OUT_OF_BAND])
+                    m.d.sync += [desc.eq(f), oob.eq(f_oob),
+                                 seq_bad.eq(~f_oob & (f.seq != expected))]
+                    m.d.sync += [is_cmd[c].eq(f.type == c) for c in Cmd]
                     m.d.sync += [len_is[v].eq(f.length == v) for v in len_is]
                     m.d.sync += [len_ge[v].eq(f.length >= v) for v in len_ge]
+                    restart_reader(0)
                     m.next = "DISPATCH"
 
             with m.State("DISPATCH"):
-                m.d.comb += [rd.start.eq(1), rd.base.eq(base), rd.length.eq(desc.length)]
-                m.d.sync += pos.eq(0)
-                m.d.sync += [k.eq(0), s_flags.eq(0)]
+                # per-command set-up from the type alone (not behind the checks: timing)
+                gather = {Cmd.RESET: 1, Cmd.WRITE_WEIGHTS: wire.WEIGHT_HEADER_BYTES,
+                          Cmd.READ_WEIGHTS: wire.WEIGHT_HEADER_BYTES, Cmd.SAMPLE: 2,
+                          Cmd.READ_RESULT: 0, Cmd.READ_COUNTERS: 1}
+                m.d.sync += [k.eq(0), s_flags.eq(0), cfg_bad.eq(0), cfg_field.eq(0),
+                             theta_nz.eq(0), cfg_chk.eq(cfg_check(0)),
+                             gather_n.eq(reduce(or_, [Mux(is_cmd[c], n, 0)
+                                                      for c, n in gather.items()])),
+                             gathered.eq(is_cmd[Cmd.READ_RESULT])]
                 with m.If(desc.status != 0):
                     with m.If(desc.status == Nak.BAD_CRC):
                         m.d.sync += crc_errors.eq(crc_errors + 1)
@@ -675,143 +782,133 @@ class CommandProcessor(wiring.Component):
                     with m.If(~oob):
                         m.d.sync += expected.eq(desc.seq + 1)
 
-                    def need(cond, n):
+                    def need(cond):
                         with m.If(cond):
-                            m.d.sync += gather_n.eq(n)
                             m.next = "GATHER"
                         with m.Else():
                             nak(Nak.BAD_LENGTH)
 
-                    with m.Switch(desc.type):
-                        with m.Case(Cmd.IDENTIFY):
-                            with m.If(len_is[0]):
-                                send(SRC_ROM, len(self.identify))
-                                ack(len(self.identify))
-                            with m.Else():
-                                nak(Nak.BAD_LENGTH)
-                        with m.Case(Cmd.READ_STATUS):
-                            with m.If(len_is[0]):
-                                send(SRC_STATUS, wire.STATUS_BYTES)
-                                ack(wire.STATUS_BYTES)
-                            with m.Else():
-                                nak(Nak.BAD_LENGTH)
-                        with m.Case(Cmd.RESET):
-                            need(len_is[1], 1)
-                        with m.Case(Cmd.CONFIGURE):
-                            with m.If(in_sample):
-                                nak(Nak.BUSY)
-                            with m.Elif(len_is[wire.HYPER_BYTES]):
-                                m.d.sync += [k.eq(0), cfg_bad.eq(0), cfg_field.eq(0),
-                                             theta_nz.eq(0)]
-                                m.next = "CFG_GATHER"
-                            with m.Else():
-                                nak(Nak.BAD_LENGTH)
-                        with m.Case(Cmd.WRITE_WEIGHTS):
-                            with m.If(in_sample):
-                                nak(Nak.BUSY)
-                            with m.Else():
-                                need(len_ge[wire.WEIGHT_HEADER_BYTES], wire.WEIGHT_HEADER_BYTES)
-                        with m.Case(Cmd.READ_WEIGHTS):
-                            need(len_is[wire.WEIGHT_HEADER_BYTES], wire.WEIGHT_HEADER_BYTES)
-                        with m.Case(Cmd.SAMPLE):
-                            need(len_ge[2], 2)
-                        with m.Case(Cmd.READ_RESULT):
-                            need(len_is[0], 0)
-                        with m.Case(Cmd.READ_COUNTERS):
-                            need(len_is[1], 1)
-                        with m.Default():
-                            nak(Nak.UNKNOWN_TYPE)
+                    with m.If(is_cmd[Cmd.IDENTIFY]):
+                        with m.If(len_is[0]):
+                            send(SRC_ROM, len(self.identify))
+                            ack(len(self.identify))
+                        with m.Else():
+                            nak(Nak.BAD_LENGTH)
+                    with m.Elif(is_cmd[Cmd.READ_STATUS]):
+                        with m.If(len_is[0]):
+                            send(SRC_STATUS, wire.STATUS_BYTES)
+                            ack(wire.STATUS_BYTES)
+                        with m.Else():
+                            nak(Nak.BAD_LENGTH)
+                    with m.Elif(is_cmd[Cmd.RESET]):
+                        need(len_is[1])
+                    with m.Elif(is_cmd[Cmd.CONFIGURE]):
+                        with m.If(in_sample):
+                            nak(Nak.BUSY)
+                        with m.Elif(len_is[wire.HYPER_BYTES]):
+                            m.next = "CFG_GATHER"
+                        with m.Else():
+                            nak(Nak.BAD_LENGTH)
+                    with m.Elif(is_cmd[Cmd.WRITE_WEIGHTS]):
+                        with m.If(in_sample):
+                            nak(Nak.BUSY)
+                        with m.Else():
+                            need(len_ge[wire.WEIGHT_HEADER_BYTES])
+                    with m.Elif(is_cmd[Cmd.READ_WEIGHTS]):
+                        need(len_is[wire.WEIGHT_HEADER_BYTES])
+                    with m.Elif(is_cmd[Cmd.SAMPLE]):
+                        need(len_ge[2])
+                    with m.Elif(is_cmd[Cmd.READ_RESULT]):
+                        need(len_is[0])
+                    with m.Elif(is_cmd[Cmd.READ_COUNTERS]):
+                        need(len_is[1])
+                    with m.Else():
+                        nak(Nak.UNKNOWN_TYPE)
 
             with m.State("GATHER"):
-                m.d.comb += rd.o.ready.eq(k != gather_n)
-                with m.If(k == gather_n):
+                m.d.comb += rd.o.ready.eq(~gathered)
+                with m.If(gathered):
                     m.next = "DECODE"
                 with m.Elif(rd.o.valid):
-                    m.d.sync += [fld.word_select(k, 8).eq(byte), k.eq(k + 1)]
+                    m.d.sync += [fld.word_select(k, 8).eq(byte), k.eq(k + 1),
+                                 gathered.eq(k == gather_n - 1)]
 
             with m.State("DECODE"):
-                with m.Switch(desc.type):
-                    with m.Case(Cmd.RESET):
-                        m.d.sync += [
-                            in_sample.eq(0), naked.eq(0), rx_overflow.eq(0),
-                            rx_frame_error.eq(0), last_nak.eq(0), last_nak_type.eq(0),
-                            last_nak_seq.eq(0), expected.eq(desc.seq + 1),
-                            clear.eq(fb[0][0]), reseed.eq(fb[0][1]),
-                        ]
-                        ack(0)
+                with m.If(is_cmd[Cmd.RESET]):
+                    m.d.sync += [
+                        in_sample.eq(0), naked.eq(0), rx_overflow.eq(0),
+                        rx_frame_error.eq(0), last_nak.eq(0), last_nak_type.eq(0),
+                        last_nak_seq.eq(0), expected.eq(desc.seq + 1),
+                        clear.eq(fb[0][0]), reseed.eq(fb[0][1]),
+                    ]
+                    ack(0)
 
-                    with m.Case(Cmd.WRITE_WEIGHTS, Cmd.READ_WEIGHTS, Cmd.READ_RESULT):
-                        with m.If(desc.type == Cmd.READ_RESULT):
-                            m.d.sync += [mem.eq(Memory.SCORE),
-                                         fld.eq(Cat(Const(Memory.SCORE, 8), Const(0, 16),
-                                                    Const(1, 16), Const(0, 16),
-                                                    Const(p.n_out, 16)))]
-                        with m.Else():
-                            m.d.sync += mem.eq(fb[0])
-                        m.d.sync += [n_items.eq(0), mul_a.eq(0), mul_b.eq(0)]
-                        m.next = "MEM_MUL_START"
+                with m.Elif(is_cmd[Cmd.WRITE_WEIGHTS] | is_cmd[Cmd.READ_WEIGHTS]
+                            | is_cmd[Cmd.READ_RESULT]):
+                    with m.If(is_cmd[Cmd.READ_RESULT]):
+                        m.d.sync += [mem.eq(Memory.SCORE),
+                                     fld.eq(Cat(Const(Memory.SCORE, 8), Const(0, 16),
+                                                Const(1, 16), Const(0, 16),
+                                                Const(p.n_out, 16)))]
+                    with m.Else():
+                        m.d.sync += mem.eq(fb[0])
+                    m.d.sync += [n_items.eq(0), mul_a.eq(0), mul_b.eq(0)]
+                    m.next = "MEM_MUL_START"
 
-                    with m.Case(Cmd.SAMPLE):
-                        m.d.sync += [s_flags.eq(fb[0]), s_label.eq(fb[1]),
-                                     exec_pass.eq(0)]
-                        with m.If(fb[0][3:] != 0):
-                            nak(Nak.PARAM_RANGE)
-                        with m.Elif(fb[0][0] & (fb[1] >= p.n_out)):
-                            nak(Nak.INDEX_RANGE, DET_ONE)
-                        with m.Elif(~fb[0][0] & ~in_sample):
-                            nak(Nak.STATE)
-                        with m.Else():
-                            m.next = "S_HDR"
+                with m.Elif(is_cmd[Cmd.SAMPLE]):
+                    m.d.sync += [s_flags.eq(fb[0]), s_label.eq(fb[1]),
+                                 exec_pass.eq(0)]
+                    with m.If(fb[0][3:] != 0):
+                        nak(Nak.PARAM_RANGE)
+                    with m.Elif(fb[0][0] & (fb[1] >= p.n_out)):
+                        nak(Nak.INDEX_RANGE, DET_ONE)
+                    with m.Elif(~fb[0][0] & ~in_sample):
+                        nak(Nak.STATE)
+                    with m.Else():
+                        m.next = "S_HDR"
 
-                    with m.Case(Cmd.READ_COUNTERS):
-                        with m.If(quiet):
-                            send(SRC_COUNTERS, 4 * len(ALL_COUNTERS))
-                            m.d.sync += clear_after.eq(fb[0][0])
-                            ack(4 * len(ALL_COUNTERS))
+                with m.Elif(is_cmd[Cmd.READ_COUNTERS]):
+                    with m.If(quiet):
+                        send(SRC_COUNTERS, 4 * len(ALL_COUNTERS))
+                        m.d.sync += clear_after.eq(fb[0][0])
+                        ack(4 * len(ALL_COUNTERS))
 
             # CONFIGURE: a first pass checks each byte against its field's width (and
             # theta >= 1); only when all 27 bytes are valid does a second pass load them.
             with m.State("CFG_GATHER"):
                 m.d.comb += rd.o.ready.eq(1)
-                with m.If(k == wire.HYPER_BYTES):
+                with m.If(cfg_chk.end):
                     m.next = "CFG_DECIDE"
                 with m.Elif(rd.o.valid):
-                    m.d.sync += k.eq(k + 1)
-                    with m.Switch(k):
-                        for kk, (fi, name, b) in enumerate(cfg_positions):
-                            with m.Case(kk):
-                                keep = cfg_keep[kk]
-                                excess = byte[keep:] != 0 if keep < 8 else Const(0, 1)
-                                bad = excess
-                                if name == "theta":
-                                    m.d.sync += theta_nz.eq(theta_nz | (byte != 0))
-                                    if b == cfg_widths["theta"] - 1:
-                                        bad = excess | ~(theta_nz | (byte != 0))
-                                with m.If(bad & ~cfg_bad):
-                                    m.d.sync += [cfg_bad.eq(1), cfg_field.eq(fi)]
+                    m.d.sync += [k.eq(k + 1), cfg_chk.eq(cfg_check_next[k])]
+                    theta_now = theta_nz | (byte != 0)
+                    bad = ((byte & cfg_chk.excess) != 0) | (cfg_chk.theta_last & ~theta_now)
+                    with m.If(cfg_chk.theta):
+                        m.d.sync += theta_nz.eq(theta_now)
+                    with m.If(bad & ~cfg_bad):
+                        m.d.sync += [cfg_bad.eq(1), cfg_field.eq(cfg_chk.field)]
 
             with m.State("CFG_DECIDE"):
                 with m.If(cfg_bad):
                     nak(Nak.PARAM_RANGE, DET_CFG)
                 with m.Elif(quiet):
-                    m.d.sync += k.eq(0)
+                    m.d.sync += k_hot.eq(1)
                     restart_reader(0)
                     m.next = "CFG_WRITE"
 
             # second pass over the validated bytes: straight into the registers
             with m.State("CFG_WRITE"):
                 m.d.comb += rd.o.ready.eq(1)
-                with m.If(k == wire.HYPER_BYTES):
+                with m.If(k_hot[-1]):
                     m.next = "CONFIG_RESEED"
                 with m.Elif(rd.o.valid):
-                    m.d.sync += k.eq(k + 1)
-                    with m.Switch(k):
-                        for kk, (fi, name, b) in enumerate(cfg_positions):
-                            keep = cfg_keep[kk]
-                            if keep:
-                                with m.Case(kk):
-                                    field = getattr(hyper, name)
-                                    m.d.sync += field[8 * b:8 * b + keep].eq(byte[:keep])
+                    m.d.sync += k_hot.eq(k_hot << 1)
+                    for kk, (_, name, b) in enumerate(cfg_positions):
+                        keep = cfg_keep[kk]
+                        if keep:
+                            with m.If(k_hot[kk]):
+                                field = getattr(hyper, name)
+                                m.d.sync += field[8 * b:8 * b + keep].eq(byte[:keep])
 
             with m.State("CONFIG_RESEED"):
                 m.d.sync += reseed.eq(1)
@@ -819,12 +916,13 @@ class CommandProcessor(wiring.Component):
 
             # -- memory transfers -------------------------------------------------------
             with m.State("MEM_MUL_START"):
-                is_write = desc.type == Cmd.WRITE_WEIGHTS
                 m.d.sync += [
                     mul_a.eq(ncols), mul_b.eq(nrows),
                     chk_mem.eq(Mux(is_write, mem < 3, mem < 6)),
                     chk_range.eq((row0 + nrows <= mem_rows[mem[:3]])
                                  & (col0 + ncols <= mem_cols[mem[:3]])),
+                    nrows_is_1.eq(nrows == 1), ncols_is_1.eq(ncols == 1),
+                    empty.eq((nrows == 0) | (ncols == 0)),
                 ]
                 m.next = "MEM_MUL"
 
@@ -837,7 +935,6 @@ class CommandProcessor(wiring.Component):
                     m.d.sync += [mul_a.eq(mul_a << 1), mul_b.eq(mul_b >> 1)]
 
             with m.State("MEM_LEN"):
-                is_result = desc.type == Cmd.READ_RESULT
                 length = Mux(mem < 3, n_items << (wb - 1), n_items << 2)
                 m.d.sync += [
                     reply_len.eq(length + Mux(is_result, 2, 0)),
@@ -849,9 +946,6 @@ class CommandProcessor(wiring.Component):
                 m.next = "MEM_CHECK"
 
             with m.State("MEM_CHECK"):
-                is_write = desc.type == Cmd.WRITE_WEIGHTS
-                is_result = desc.type == Cmd.READ_RESULT
-                empty = (rows_left == 0) | (cols_left == 0)
                 with m.If(~chk_mem | ~chk_range):
                     nak(Nak.INDEX_RANGE)
                 with m.Elif(is_write):
@@ -867,7 +961,7 @@ class CommandProcessor(wiring.Component):
                     with m.If(is_result):
                         send(SRC_SMALL, 2, Cat(result_valid, Const(0, 7), prediction),
                              then_memory=True)
-                        ack(reply_len, "SEND")
+                        ack(reply_len, "SEND_PREP")
                     with m.Elif(empty):
                         ack(0)
                     with m.Else():
@@ -880,14 +974,17 @@ class CommandProcessor(wiring.Component):
                     m.d.sync += word.word_select(bi[:2], 8).eq(byte)
                     with m.If(bi == wb - 1):
                         m.d.sync += bi.eq(0)
-                        m.next = "W_ONE"
+                        m.next = "W_FIT"
                     with m.Else():
                         m.d.sync += bi.eq(bi + 1)
 
-            with m.State("W_ONE"):
-                value = word[:8 * wb]
+            value = word[:8 * wb]
+            with m.State("W_FIT"):     # the range check, registered for W_ONE (timing)
                 top = value[p.w_bits - 1:]
-                fits = (top == 0) | (top == (1 << len(top)) - 1)
+                m.d.sync += fits.eq((top == 0) | (top == (1 << len(top)) - 1))
+                m.next = "W_ONE"
+
+            with m.State("W_ONE"):
                 with m.If(~exec_pass):
                     with m.If(~fits):
                         nak(Nak.WEIGHT_RANGE, DET_WIDX)
@@ -959,40 +1056,43 @@ class CommandProcessor(wiring.Component):
                     with m.Else():
                         ack(0)
                 with m.Elif(rd.o.valid):
-                    m.d.sync += [prev_valid.eq(0), ib.eq(0), idx.eq(0)]
-                    with m.If(~byte[7]):
-                        m.d.sync += cnt.eq(byte[:7])
-                        with m.If(byte[:7] > p.n_in):
-                            nak(Nak.TOO_MANY_EVENTS, DET_POS)
-                        with m.Elif(byte[:7] == 0):
-                            m.next = "S_STEP"
-                        with m.Else():
-                            m.next = "S_IDX"
-                    with m.Elif(~byte[6]):
-                        m.d.sync += run.eq(byte[:6])
-                        m.next = "S_RUN"
-                    with m.Elif(~byte[5]):
-                        m.d.sync += cnt.eq(Cat(Const(0, 8), byte[:5]))
-                        m.next = "S_EXT"
-                    with m.Elif(byte == wire.STEP_BITMAP):
-                        m.d.sync += bm_k.eq(0)
-                        m.next = "S_BM_BYTE"
-                    with m.Else():
-                        nak(Nak.BAD_STEP, DET_POS)
+                    m.d.sync += [prev_valid.eq(0), ib.eq(0), idx.eq(0), op.eq(byte),
+                                 byte_pos.eq(pos)]
+                    m.next = "S_OP"
+
+            # the step opcode in a register (timing)
+            with m.State("S_OP"):
+                with m.If(~op[7]):
+                    m.d.sync += cnt.eq(op[:7])
+                    m.next = "S_CNT"
+                with m.Elif(~op[6]):
+                    m.d.sync += run.eq(op[:6])
+                    m.next = "S_RUN"
+                with m.Elif(~op[5]):
+                    m.d.sync += cnt.eq(Cat(Const(0, 8), op[:5]))
+                    m.next = "S_EXT"
+                with m.Elif(op == wire.STEP_BITMAP):
+                    m.d.sync += bm_k.eq(0)
+                    m.next = "S_BM_BYTE"
+                with m.Else():
+                    nak(Nak.BAD_STEP, DET_POS, at=byte_pos)
 
             with m.State("S_EXT"):
                 m.d.comb += rd.o.ready.eq(1)
-                full_cnt = Cat(byte, cnt[8:])
                 with m.If(rd.done):
                     nak(Nak.BAD_LENGTH, DET_POS)
                 with m.Elif(rd.o.valid):
-                    m.d.sync += cnt.eq(full_cnt)
-                    with m.If(full_cnt > p.n_in):
-                        nak(Nak.TOO_MANY_EVENTS, DET_POS)
-                    with m.Elif(full_cnt == 0):
-                        m.next = "S_STEP"
-                    with m.Else():
-                        m.next = "S_IDX"
+                    m.d.sync += [cnt.eq(Cat(byte, cnt[8:])), byte_pos.eq(pos)]
+                    m.next = "S_CNT"
+
+            # the event count of a step in a register (its last byte at byte_pos)
+            with m.State("S_CNT"):
+                with m.If(cnt > p.n_in):
+                    nak(Nak.TOO_MANY_EVENTS, DET_POS, at=byte_pos)
+                with m.Elif(cnt == 0):
+                    m.next = "S_STEP"
+                with m.Else():
+                    m.next = "S_IDX"
 
             with m.State("S_IDX"):
                 m.d.comb += rd.o.ready.eq(1)
@@ -1008,15 +1108,20 @@ class CommandProcessor(wiring.Component):
                     with m.If(ib != iw - 1):
                         m.d.sync += ib.eq(ib + 1)
                     with m.Else():
-                        m.d.sync += ib.eq(0)
-                        m.next = "S_IDX_CHECK"
+                        m.d.sync += [ib.eq(0), byte_pos.eq(pos)]
+                        m.next = "S_IDX_CMP"
 
-            # the index complete in a register: range and order (its last byte was pos - 1)
+            # the index complete in a register (its last byte at byte_pos): range and order
+            # compared, then decided on
+            with m.State("S_IDX_CMP"):
+                m.d.sync += [idx_big.eq(idx >= p.n_in), idx_dup.eq(prev_valid & (idx <= prev))]
+                m.next = "S_IDX_CHECK"
+
             with m.State("S_IDX_CHECK"):
-                with m.If(idx >= p.n_in):
-                    nak(Nak.INDEX_RANGE, DET_POS, back=1)
-                with m.Elif(prev_valid & (idx <= prev)):
-                    nak(Nak.UNSORTED, DET_POS, back=1)
+                with m.If(idx_big):
+                    nak(Nak.INDEX_RANGE, DET_POS, at=byte_pos)
+                with m.Elif(idx_dup):
+                    nak(Nak.UNSORTED, DET_POS, at=byte_pos)
                 with m.Else():
                     m.d.sync += [prev.eq(idx), prev_valid.eq(1)]
                     with m.If(exec_pass):
@@ -1105,8 +1210,11 @@ class CommandProcessor(wiring.Component):
                 with m.If(self.result.valid):
                     m.d.sync += [prediction.eq(self.result.payload.prediction),
                                  result_valid.eq(1), in_sample.eq(0)]
-                    send(SRC_SMALL, 1, self.result.payload.prediction)
-                    ack(1)
+                    m.next = "S_REPLY"
+
+            with m.State("S_REPLY"):
+                send(SRC_SMALL, 1, prediction)
+                ack(1)
 
             # -- replies ----------------------------------------------------------------
             with m.State("NAK"):
@@ -1118,6 +1226,11 @@ class CommandProcessor(wiring.Component):
                     naks.eq(naks + 1), naked.eq(1), last_nak.eq(nak_code),
                     last_nak_type.eq(desc.type), last_nak_seq.eq(desc.seq),
                 ]
+                m.next = "SEND_PREP"
+
+            # the source is set (send): restart its pipeline
+            with m.State("SEND_PREP"):
+                m.d.sync += [src_ok0.eq(0), src_ok1.eq(0), src_ok.eq(0)]
                 m.next = "SEND"
 
             with m.State("SEND"):
@@ -1131,7 +1244,8 @@ class CommandProcessor(wiring.Component):
                     m.d.comb += [self.reply_data.valid.eq(src_ok),
                                  self.reply_data.payload.eq(src_q)]
                     with m.If(src_ok & self.reply_data.ready):
-                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1), src_ok.eq(0)]
+                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1), src_ok0.eq(0),
+                                     src_ok1.eq(0), src_ok.eq(0)]
 
             with m.State("FINISH"):
                 with m.If(~rp_valid):
@@ -1173,7 +1287,9 @@ class ProtocolEngine(wiring.Component):
         m.submodules.proc = proc = CommandProcessor(self.p, max_payload=self.max_payload,
                                                     identify=self.identify)
         m.submodules.framer = fr = Framer()
-        # register slices: reply bytes into the framer (its CRC), frame bytes out
+        # register slices: received bytes in, reply bytes into the framer (its CRC), frame
+        # bytes out
+        m.submodules.in_slice = in_slice = SkidBuffer(8)
         m.submodules.reply_slice = reply_slice = SkidBuffer(8)
         m.submodules.out_slice = out_slice = SkidBuffer(8)
         m.submodules.buf = buf = memory.Memory(shape=8, depth=2 * self.max_payload, init=[])
@@ -1183,7 +1299,8 @@ class ProtocolEngine(wiring.Component):
             wp.addr.eq(dfr.wr_addr), wp.data.eq(dfr.wr_data), wp.en.eq(dfr.wr_en),
             rp.addr.eq(proc.rd_addr), rp.en.eq(proc.rd_en), proc.rd_data.eq(rp.data),
         ]
-        connect(m, flipped(self.i), dfr.i)
+        connect(m, flipped(self.i), in_slice.i)
+        connect(m, in_slice.o, dfr.i)
         connect(m, dfr.frame, proc.frame)
         connect(m, proc.reply, fr.start)
         connect(m, proc.reply_data, reply_slice.i)
