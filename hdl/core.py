@@ -245,14 +245,19 @@ class LearningCore(wiring.Component):
         cmd = Signal(mem_cmd_layout())
         rsp = Signal(signed(32))
         row, col = cmd.row, cmd.col
-        # range checks and write enables of the command, registered in MEM_DECODE
-        w_ok = (row < p.n_hid) & (col < p.n_pre)
-        cols_ok = (row < p.n_out) & (col < p.n_hid)   # W_OUT: row k, col j
-        rows_ok = (row < p.n_hid) & (col < p.n_out)   # B: row j, col k
+        # the command decoded in MEM_DECODE into flip-flops: range checks, W bank, one-hot
+        # bank / class selects, the saturated write data, which memory is written
         host_w_ok, host_cols_ok, host_rows_ok = Signal(), Signal(), Signal()
         host_k_ok, host_v_ok = Signal(), Signal()     # SCORE, Y: col k; V: col j
         host_bank = Signal(range(max(n, 2)))
-        we_w, we_wout, we_b = Signal(n), Signal(p.n_out), Signal(p.n_out)
+        bank_hot, row_hot, col_hot = Signal(n), Signal(p.n_out), Signal(p.n_out)
+        writes = {mem: Signal(name=f"writes_{mem.name.lower()}")
+                  for mem in (Memory.W, Memory.W_OUT, Memory.B)}
+        wdata = Signal(signed(p.w_bits))
+
+        def one_hot(index, width):
+            """``width`` bits, bit ``index`` set (its low bits only: range-checked apart)."""
+            return (Const(1, width) << index[:max(1, ceil_log2(width))])[:width]
         # memory addresses of the command, registered with it
         host_w_addr = Signal(w_addr_width(p))
         host_col_addr = Signal(range(p.n_hid))  # W_out column: j of W_OUT (col), of B (row)
@@ -286,17 +291,17 @@ class LearningCore(wiring.Component):
                 m.d.sync += bitmap[i].eq(1)
         m.d.sync += [set_word.eq(0), set_bit.eq(0)]
 
-        # one-hot copy of the sequencer state, registered with it (``st``): the memory port
-        # multiplexers select on flip-flops instead of decoding the binary state
-        state_bit = {"IDLE": 0}
-        onehot = Signal(64, init=1)
+        # ``st(state)``: the sequencer is in ``state`` (a named signal, usable before the FSM
+        # is built; with a one-hot state encoding, as in the ECP5 build, one flip-flop)
+        in_state = {}
+
+        def st(state):
+            if state not in in_state:
+                in_state[state] = Signal(name=f"in_{state.lower()}")
+            return in_state[state]
 
         def goto(state):
             m.next = state
-            m.d.sync += onehot.eq(1 << state_bit.setdefault(state, len(state_bit)))
-
-        def st(state):
-            return onehot[state_bit[state]]
 
         # dense mode walks every input row: a copy of the bitmap shifted one bit per row
         dense_bits = Signal.like(bitmap)
@@ -344,17 +349,26 @@ class LearningCore(wiring.Component):
                 m.d.comb += neuron.start.eq(1)
                 goto("NEURON")
 
-        # a STEP token waits until the core has settled (and for the normalizer, which it starts)
-        step_ok = settled & ~norm.busy if p.otpe else settled
+        # STEP, START and END are taken in IDLE once the core has settled (a STEP also waits
+        # for the normalizer, which it starts); the condition comes from flip-flops only.
+        # (``norm.busy`` a cycle late: the core is not settled in the cycles after a STEP)
+        control = tokens.valid & (tok.kind != TokenKind.EVENT) & st("IDLE") & settled
+        if p.otpe:
+            norm_busy = Signal()
+            m.d.sync += norm_busy.eq(norm.busy)
+            control &= (tok.kind != TokenKind.STEP) | ~norm_busy
+        take_control = Signal()
+        m.d.comb += take_control.eq(control)
+        with m.If(take_control):
+            m.d.comb += tokens.ready.eq(1)
 
-        with m.FSM():
+        with m.FSM() as sequencer:
             with m.State("IDLE"):
                 with m.If(tokens.valid):
                     with m.Switch(tok.kind):
                         # EVENT: handled above (look2)
                         with m.Case(TokenKind.STEP):
-                            m.d.comb += tokens.ready.eq(step_ok)
-                            with m.If(step_ok):
+                            with m.If(take_control):
                                 if p.otpe:
                                     m.d.comb += norm.start.eq(1)
                                 with m.If(h.dense):
@@ -366,16 +380,14 @@ class LearningCore(wiring.Component):
                                 with m.Else():
                                     start_step_tail()
                         with m.Case(TokenKind.START):
-                            m.d.comb += tokens.ready.eq(settled)
-                            with m.If(settled):
+                            with m.If(take_control):
                                 m.d.sync += [label.eq(idx), learn.eq(tok.learn), count.eq(0)]
                                 m.d.comb += [readout.clear.eq(1), neuron.clear.eq(1)]
                                 if p.otpe:
                                     m.d.comb += norm.clear.eq(1)
                                 goto("CLEAR")
                         with m.Case(TokenKind.END):
-                            m.d.comb += tokens.ready.eq(settled)
-                            with m.If(settled):
+                            with m.If(take_control):
                                 m.d.sync += count.eq(0)
                                 goto("ARGMAX")
                 with m.Elif(mem_cmd.valid & settled):
@@ -471,22 +483,20 @@ class LearningCore(wiring.Component):
 
             with m.State("MEM_DECODE"):
                 bank = (row + col)[:lb] if n > 1 else 0
-                writes = cmd.write & (cmd.mem == Memory.W) & w_ok
                 m.d.sync += [
-                    host_w_ok.eq(w_ok), host_cols_ok.eq(cols_ok), host_rows_ok.eq(rows_ok),
+                    host_w_ok.eq((row < p.n_hid) & (col < p.n_pre)),
+                    host_cols_ok.eq((row < p.n_out) & (col < p.n_hid)),   # W_OUT: row k, col j
+                    host_rows_ok.eq((row < p.n_hid) & (col < p.n_out)),   # B: row j, col k
                     host_k_ok.eq(col < p.n_out), host_v_ok.eq(col < p.n_hid),
-                    host_bank.eq(bank),
-                    we_w.eq(Mux(writes, Const(1, n) << bank, 0)),
-                    we_wout.eq(Mux(cmd.write & (cmd.mem == Memory.W_OUT) & cols_ok,
-                                   (Const(1, p.n_out) << row)[:p.n_out], 0)),
-                    we_b.eq(Mux(cmd.write & (cmd.mem == Memory.B) & rows_ok,
-                                (Const(1, p.n_out) << col)[:p.n_out], 0))]
+                    host_bank.eq(bank), bank_hot.eq(Const(1, n) << bank),
+                    row_hot.eq(one_hot(row, p.n_out)), col_hot.eq(one_hot(col, p.n_out)),
+                    wdata.eq(sat(cmd.data, p.w_bits))]
+                m.d.sync += [writes[mem].eq(cmd.write & (cmd.mem == mem)) for mem in writes]
                 with m.If(cmd.write):
                     goto("MEM_WRITE")
                 with m.Else():
                     goto("MEM_READ")
-            with m.State("MEM_WRITE"):   # the enables of MEM_DECODE are up for this cycle
-                m.d.sync += [we_w.eq(0), we_wout.eq(0), we_b.eq(0)]
+            with m.State("MEM_WRITE"):
                 goto("IDLE")
             # host read-back pipeline (below): read, word registers, element registers, rsp
             with m.State("MEM_READ"):
@@ -553,11 +563,11 @@ class LearningCore(wiring.Component):
         # -- host and clear-pass port stand-ins --------------------------------------------
         host_w_rd = [_Port(w_ports[b][0], f"host_w{b}_rd") for b in range(n)]
         host_w_wr = [_Port(w_ports[b][1], f"host_w{b}_wr") for b in range(n)]
-        wdata = sat(cmd.data, p.w_bits)
+        w_write = st("MEM_WRITE") & writes[Memory.W] & host_w_ok
         for b in range(n):
             m.d.comb += [host_w_rd[b].addr.eq(host_w_addr), host_w_rd[b].en.eq(1),
                          host_w_wr[b].addr.eq(host_w_addr), host_w_wr[b].data.eq(wdata),
-                         host_w_wr[b].en.eq(we_w[b])]
+                         host_w_wr[b].en.eq(w_write & bank_hot[b])]
         host_col = _Port(wout_rd, "host_col_rd")
         m.d.comb += [host_col.addr.eq(host_col_addr), host_col.en.eq(1)]
         host_wout_wr, host_b_wr = _Port(wout_wr, "host_wout_wr"), _Port(b_wr, "host_b_wr")
@@ -565,9 +575,10 @@ class LearningCore(wiring.Component):
             m.d.comb += [host_wout_wr.data[k].eq(wdata), host_b_wr.data[k].eq(wdata)]
         m.d.comb += [
             host_wout_wr.addr.eq(col),
-            host_wout_wr.en.eq(we_wout),
+            host_wout_wr.en.eq(Mux(st("MEM_WRITE") & writes[Memory.W_OUT] & host_cols_ok,
+                                   row_hot, 0)),
             host_b_wr.addr.eq(row),
-            host_b_wr.en.eq(we_b),
+            host_b_wr.en.eq(Mux(st("MEM_WRITE") & writes[Memory.B] & host_rows_ok, col_hot, 0)),
         ]
         host_v = _Port(v_rd, "host_v_rd")
         m.d.comb += [host_v.addr.eq(col >> lb), host_v.en.eq(1)]
@@ -687,4 +698,7 @@ class LearningCore(wiring.Component):
             with m.Else():
                 m.d.sync += [cur.eq(Mux(total[COUNTER_BITS], top, total[:COUNTER_BITS])),
                              step.eq(inc[name]), step2.eq(step)]
+
+        for state, signal in in_state.items():
+            m.d.comb += signal.eq(sequencer.ongoing(state))
         return m

@@ -38,8 +38,10 @@ def psi_word(p: FixedParams) -> data.ArrayLayout:
 
 
 def group_entry(p: FixedParams, word_shape) -> data.StructLayout:
-    """A group-list entry: neuron group ``g`` (neurons ``g*lanes + l``) and its word."""
-    return data.StructLayout({"g": unsigned(bits_for(p.n_hid // p.lanes)), "word": word_shape})
+    """A group-list entry: neuron group ``g`` (neurons ``g*lanes + l``), its word and the mask
+    of its non-zero elements (never empty: only groups with one are listed)."""
+    return data.StructLayout({"g": unsigned(bits_for(p.n_hid // p.lanes)), "word": word_shape,
+                              "mask": unsigned(p.lanes)})
 
 
 def w_addr_width(p: FixedParams) -> int:
@@ -418,9 +420,11 @@ class NeuronPhase(wiring.Component):
             self.s_wr.addr.eq(g), self.s_wr.data.eq(s_new), self.s_wr.en.eq(valid),
             self.psi_wr.addr.eq(g), self.psi_wr.data.eq(walk), self.psi_wr.en.eq(valid),
             self.spk_wr.addr.eq(self.spk_count), self.spk_wr.data.g.eq(g),
-            self.spk_wr.data.word.eq(s_new), self.spk_wr.en.eq(valid & any_spike),
+            self.spk_wr.data.word.eq(s_new), self.spk_wr.data.mask.eq(s_new),
+            self.spk_wr.en.eq(valid & any_spike),
             self.act_wr.addr.eq(self.act_count), self.act_wr.data.g.eq(g),
-            self.act_wr.data.word.eq(walk), self.act_wr.en.eq(valid & (act_mask != 0)),
+            self.act_wr.data.word.eq(walk), self.act_wr.data.mask.eq(act_mask),
+            self.act_wr.en.eq(valid & (act_mask != 0)),
         ]
         with m.If(self.start | self.clear):
             m.d.sync += [self.spk_count.eq(0), self.act_count.eq(0)]

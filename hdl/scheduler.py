@@ -7,7 +7,7 @@ per cycle, ascending. In dense mode it walks every group of the per-neuron word 
 and emits every neuron, flagged by whether its element is non-zero.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -74,6 +74,7 @@ class GroupWalker(wiring.Component):
         x_word = Signal(self.word)
         x_g = Signal(bits_for(G))
         x_bit = Signal(range(max(n, 2)))  # lowest set bit of x_visit, registered with it
+        x_low = Signal(n)                 # ... and as a one-hot mask
 
         def lowest(mask, name):
             bit = Signal(range(max(n, 2)), name=name)
@@ -87,13 +88,24 @@ class GroupWalker(wiring.Component):
         wiring.connect(m, out.o, wiring.flipped(self.o))
         src = out.i
 
-        def without_lowest(mask):
-            return mask & (mask - 1)
+        def lowest_hot(mask):
+            """The lowest set bit of ``mask`` as a one-hot mask (logic, no carry chain)."""
+            return Cat(mask[b] & ~mask[:b].any() if b else mask[0] for b in range(n))
+
+        def at_most_one(mask):
+            """No two bits of ``mask`` set (a tree of any/several flags, no carry chain)."""
+            def flags(bits):
+                if len(bits) == 1:
+                    return bits[0], Const(0)
+                half = len(bits) // 2
+                (a0, m0), (a1, m1) = flags(bits[:half]), flags(bits[half:])
+                return a0 | a1, m0 | m1 | (a0 & a1)
+            return ~flags([mask[b] for b in range(n)])[1]
 
         # registered with x_visit: x_any (x_visit != 0; a list entry is never empty) and
         # x_last (at most one neuron left in x_visit)
         rest, x_any, x_last = Signal(n), Signal(), Signal()
-        m.d.comb += rest.eq(without_lowest(x_visit))
+        m.d.comb += rest.eq(x_visit & ~x_low)
         fire = src.valid & src.ready
         x_free = ~x_any | (fire & x_last)
         x_take = d_valid & x_free
@@ -110,16 +122,19 @@ class GroupWalker(wiring.Component):
         d_word = Signal(self.word)
         m.d.comb += d_word.eq(Mux(dense, self.dense_rd.data.as_value(),
                                   self.list_rd.data.word.as_value()))
-        d_mask = Signal(n)
-        for l in range(n):
-            m.d.comb += d_mask[l].eq(Mux(dense, 1, Value.cast(d_word[l]) != 0))
+        list_mask = self.list_rd.data.mask   # dense: every neuron
+        all_lanes = (1 << n) - 1
 
         with m.If(fire):
             m.d.sync += [x_visit.eq(rest), x_bit.eq(lowest(rest, "rest_bit")),
-                         x_any.eq(~x_last), x_last.eq(without_lowest(rest) == 0)]
+                         x_low.eq(lowest_hot(rest)), x_any.eq(~x_last),
+                         x_last.eq(at_most_one(rest))]
         with m.If(x_take):
-            m.d.sync += [x_visit.eq(d_mask), x_bit.eq(lowest(d_mask, "d_bit")), x_word.eq(d_word),
-                         x_g.eq(d_g), x_any.eq(1), x_last.eq(without_lowest(d_mask) == 0)]
+            m.d.sync += [x_visit.eq(Mux(dense, all_lanes, list_mask)),
+                         x_bit.eq(Mux(dense, 0, lowest(list_mask, "list_bit"))),
+                         x_low.eq(Mux(dense, 1, lowest_hot(list_mask))),
+                         x_last.eq(Mux(dense, n == 1, at_most_one(list_mask))),
+                         x_word.eq(d_word), x_g.eq(d_g), x_any.eq(1)]
 
         elem = x_word[x_bit]
         m.d.comb += [
