@@ -39,9 +39,10 @@ class Normalizer(wiring.Component):
     ``start`` (one cycle, registered): ``c`` is updated on the second edge after it, then
     ``recip_frac + 1`` cycles of restoring division produce ``recip`` (MSB first; ``busy``
     from the cycle after ``start`` until it is final).
-    ``clear`` (registered): ``c = 0`` from the second edge after it (start of a sample). The dividend ``2**(c_frac + recip_frac)`` is a
-    constant; ``c >= 2**c_frac`` keeps the quotient within ``recip_frac + 1`` bits and the
-    first partial remainder ``2**(c_frac + recip_frac) >> (recip_frac + 1)`` below ``c``.
+    ``clear`` (registered): ``c = 0`` from the second edge after it (start of a sample).
+    The dividend ``2**(c_frac + recip_frac)`` is a constant; ``c >= 2**c_frac`` keeps the
+    quotient within ``recip_frac + 1`` bits and the first partial remainder
+    ``2**(c_frac + recip_frac) >> (recip_frac + 1)`` below ``c``.
 
     Interface attributes
     --------------------
