@@ -132,13 +132,16 @@ class LearningCore(wiring.Component):
         c_tr = -(-(p.n_in + p.n_hid) // n)
 
         # -- memories -------------------------------------------------------------------
-        def mem(name, shape, depth, granularity=None, rw_free=False, block=False):
+        def mem(name, shape, depth, granularity=None, rw_free=False, block=False, strict=False):
             """Read and write port of a new memory. ``rw_free``: no word is read in the cycle
             it is written (or that read data is unused); the read port is then an asynchronous
             read and a data register (same timing), which lets synthesis (``no_rw_check``)
             skip the read-during-write emulation logic after a block RAM. ``block``: a block
             RAM even when shallow (ECP5: a wide distributed RAM spreads its write enable and
-            address over dozens of slices all over the chip)."""
+            address over dozens of slices all over the chip). ``strict`` (with ``rw_free``): no
+            word is read in the cycle it is written, not even for unused data; a sticky
+            ``<name>_rw_hazard`` flag (read enabled at the address being written) is checked by
+            the test bench and, driving nothing, removed by synthesis."""
             attrs = {"no_rw_check": 1} if rw_free else {}
             if block:
                 attrs["ram_style"] = "block"
@@ -152,6 +155,9 @@ class LearningCore(wiring.Component):
             m.d.comb += comb.addr.eq(rd.addr)
             with m.If(rd.en):
                 m.d.sync += rd.data.eq(comb.data)
+            if strict:
+                hazard = Signal(name=f"{name}_rw_hazard")
+                m.d.sync += hazard.eq(hazard | (rd.en & wr.en.any() & (rd.addr == wr.addr)))
             return rd, wr
 
         def spram(name, shape, depth):
@@ -181,12 +187,15 @@ class LearningCore(wiring.Component):
         i_rd, i_wr = mem("i", acc_word(p), G, rw_free=True, block=True)
         s_rd, s_wr = mem("s", unsigned(n), G, rw_free=True)
         psi_rd, psi_wr = mem("psi", psi_word(p), G, rw_free=True)
-        tr_rd, tr_wr = mem("trace", trace_word(p, n), c_tr, granularity=1)
+        # traces: a word is read before any of its lanes is written back (neuron pass: the slot
+        # runs ahead of the write-backs; update pass: each word is read once, at its first lane)
+        tr_rd, tr_wr = mem("trace", trace_word(p, n), c_tr, granularity=1, rw_free=True,
+                           strict=True)
         spk_rd, spk_wr = mem("spikes", group_entry(p, unsigned(n)), G, rw_free=True)
         act_rd, act_wr = mem("actives", group_entry(p, psi_word(p)), G, rw_free=True)
         if p.otpe:
             gsum_rd, gsum_wr = mem("gsum", gsum_word(p), G, block=True)
-            z_rd, z_wr = mem("z", z_word(p, n), c_tr, granularity=1)
+            z_rd, z_wr = mem("z", z_word(p, n), c_tr, granularity=1, rw_free=True, strict=True)
 
         # -- units ----------------------------------------------------------------------
         m.submodules.accumulator = acc = SynapticAccumulator(p)

@@ -186,7 +186,8 @@ class ReadoutUpdatePhase(wiring.Component):
     reseed : Signal(1), in
         Reload the readout generators from ``hyper.seed``.
     err : y_word, in
-    tr_rd, tr_wr : trace memory ports (``a_hid[j]`` is source ``n_in + j``).
+    tr_rd, tr_wr : trace memory ports (``a_hid[j]`` is source ``n_in + j``). A word is read
+        (``tr_rd.en``) at its first hidden lane only; its data must hold while ``en`` is low.
     s_rd : spike memory read port.
     wout_rd, wout_wr : ``W_out`` memory ports (per-class write enables).
     z_rd, z_wr : ``z`` memory ports, addressed like the trace memory (``otpe`` only).
@@ -274,8 +275,14 @@ class ReadoutUpdatePhase(wiring.Component):
             m.d.sync += drain.eq(drain - 1)
         m.d.comb += self.busy.eq(start | running | (drain != 0))
 
+        # a trace word is read once, at its first hidden lane, and held while its lanes are
+        # issued: its lanes are written back while later ones are still to be issued, and a read
+        # never meets a write of the same word
+        first_lane = (j == 0) | (s_idx[:lb] == 0) if n > 1 else 1
+        tr_en = Signal()
+        m.d.comb += tr_en.eq(running & (phase == 0) & first_lane)
         m.d.comb += [
-            self.tr_rd.addr.eq(s_idx >> lb), self.tr_rd.en.eq(1),
+            self.tr_rd.addr.eq(s_idx >> lb), self.tr_rd.en.eq(tr_en),
             self.s_rd.addr.eq(j >> lb), self.s_rd.en.eq(1),
             self.wout_rd.en.eq(1),
         ]
@@ -345,7 +352,7 @@ class ReadoutUpdatePhase(wiring.Component):
         if p.otpe:
             m.submodules.z_trace = ztr = ZTraceLanes(p, 1, tag_shape=src)
             zs = ztr.o.payload.tag
-            m.d.comb += [self.z_rd.addr.eq(s_idx >> lb), self.z_rd.en.eq(1),
+            m.d.comb += [self.z_rd.addr.eq(s_idx >> lb), self.z_rd.en.eq(tr_en),
                          ztr.hyper.eq(self.hyper), ztr.i.valid.eq(trace.o.valid),
                          ztr.i.payload.z[0].eq(t.z), ztr.i.payload.a[0].eq(a_new),
                          ztr.i.payload.tag.eq(t.src),

@@ -149,6 +149,12 @@ async def core_matches_golden(dut):
             assert dense["cyc_gradient"] >= event["cyc_gradient"]
             assert dense["cyc_busy"] > event["cyc_busy"]
         scenarios.append(results)
+    # strict memories (built without read-during-write logic, data always used): no read met
+    # a write of the same word
+    hazards = [key for key, handle in dut._items() if key.endswith("_rw_hazard")]
+    assert hazards, "no _rw_hazard flags found"
+    hit = [key for key in hazards if int(getattr(dut, key).value)]
+    assert not hit, f"read and write of the same word in one cycle: {hit}"
     out = os.environ.get("TB_RESULT")
     if out:  # per scenario: [event-mode counters] or [event, dense]
         with open(out, "w") as f:
