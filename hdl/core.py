@@ -114,8 +114,10 @@ class LearningCore(wiring.Component):
         If ``lanes`` is not a power of two.
     """
 
-    #: Bits of the input bitmap per word in the two-stage EVENT look-up (word, then bit).
+    #: Bits of the input bitmap per word in the EVENT look-up (group, word, then bit).
     LOOKUP_WORD = 32
+    #: Bitmap words per group in the first stage of the EVENT look-up.
+    LOOKUP_GROUP = 4
 
     def __init__(self, params: FixedParams):
         if params.lanes & (params.lanes - 1):
@@ -315,32 +317,45 @@ class LearningCore(wiring.Component):
         # dense mode walks every input row: a copy of the bitmap shifted one bit per row
         dense_bits = Signal.like(bitmap)
 
-        # the look-up of an EVENT at the head of the token slice, in two registered stages
-        # while it waits (the bitmap word and the one-hot selects, then the bit; a bit set
-        # meanwhile is forwarded): the token is taken in the third cycle, so an EVENT takes at
-        # least three cycles. ``look2`` implies the state IDLE and an EVENT at the head (a
-        # waiting token stays), so the EVENT is handled outside the state decode.
+        # the look-up of an EVENT at the head of the token slice, in three registered stages
+        # while it waits (a group of LOOKUP_GROUP bitmap words, the one-hot selects, the range
+        # and forwarding flags; then the word; then the bit; a bit set meanwhile is forwarded):
+        # the token is taken in the fourth cycle, so an EVENT takes at least four cycles.
+        # ``look3`` implies the state IDLE and an EVENT at the head (a waiting token stays),
+        # so the EVENT is handled outside the state decode.
         head_event = tokens.valid & (tok.kind == TokenKind.EVENT) & st("IDLE")
         head_stays = head_event & ~tokens.ready
-        look1, look2 = Signal(), Signal()
-        m.d.sync += [look1.eq(head_stays), look2.eq(look1 & head_stays)]
-        padded = Cat(bitmap, Const(0, n_words * lw - len(bitmap)))
-        word_sel, bit_sel = idx[ceil_log2(lw):], idx[:ceil_log2(lw)]
-        # the index taken last cycle: its bit is not yet in the bitmap word read now
+        look1, look2, look3 = Signal(), Signal(), Signal()
+        m.d.sync += [look1.eq(head_stays), look2.eq(look1 & head_stays),
+                     look3.eq(look2 & head_stays)]
+        lg = self.LOOKUP_GROUP
+        n_groups = -(-n_words // lg)
+        padded = Cat(bitmap, Const(0, n_groups * lg * lw - len(bitmap)))
+        bit_sel = idx[:ceil_log2(lw)]
+        word_in_group = idx[ceil_log2(lw):ceil_log2(lw * lg)]
+        group_sel = idx[ceil_log2(lw * lg):]
+        word_sel = idx[ceil_log2(lw):]
+        # the index taken last cycle: its bit is not yet in the bitmap words read now
         taken_idx, taken_valid = Signal.like(idx), Signal()
-        word1, in_range1, forward1 = Signal(lw), Signal(), Signal()
+        groups1 = Signal(n_groups * lw)
+        in_range1, forward1 = Signal(), Signal()
         word_hot1, bit_hot1 = Signal(n_words), Signal(lw)
-        m.d.sync += [word1.eq(padded.word_select(word_sel, lw)), in_range1.eq(idx < p.n_in),
-                     forward1.eq(taken_valid & (taken_idx == idx)),
+        for g in range(n_groups):
+            group = padded[g * lg * lw:(g + 1) * lg * lw]
+            m.d.sync += groups1[g * lw:(g + 1) * lw].eq(group.word_select(word_in_group, lw))
+        m.d.sync += [in_range1.eq(idx < p.n_in), forward1.eq(taken_valid & (taken_idx == idx)),
                      word_hot1.eq(Const(1, n_words) << word_sel),
                      bit_hot1.eq(Const(1, lw) << bit_sel)]
+        word2, fresh2 = Signal(lw), Signal()
+        m.d.sync += [word2.eq(groups1.word_select(group_sel, lw) if n_groups > 1 else groups1),
+                     fresh2.eq(in_range1 & ~forward1)]
         ev_new = Signal()
-        m.d.sync += ev_new.eq(in_range1 & ~forward1 & ~word1.bit_select(bit_sel, 1))
+        m.d.sync += ev_new.eq(fresh2 & ~word2.bit_select(bit_sel, 1))
         ev_take = Signal()
-        m.d.comb += ev_take.eq(look2 & (h.dense | acc.rows.ready))
+        m.d.comb += ev_take.eq(look3 & (h.dense | acc.rows.ready))
         # event mode: every EVENT goes to the accumulator, which walks the row of one seen
         # before (or out of range) without adding it
-        m.d.comb += [acc.rows.valid.eq(look2 & ~h.dense), acc.rows.payload.row.eq(idx),
+        m.d.comb += [acc.rows.valid.eq(look3 & ~h.dense), acc.rows.payload.row.eq(idx),
                      acc.rows.payload.add.eq(ev_new)]
         m.d.sync += [taken_valid.eq(ev_take & in_range1), taken_idx.eq(idx)]
         with m.If(ev_take):
@@ -375,7 +390,7 @@ class LearningCore(wiring.Component):
             with m.State("IDLE"):
                 with m.If(tokens.valid):
                     with m.Switch(tok.kind):
-                        # EVENT: handled above (look2)
+                        # EVENT: handled above (look3)
                         with m.Case(TokenKind.STEP):
                             with m.If(take_control):
                                 if p.otpe:
