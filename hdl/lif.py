@@ -10,7 +10,7 @@
   input ``z`` traces, and in rule 1 lists ``gbar`` instead of ``psi``.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -277,6 +277,9 @@ class NeuronPhase(wiring.Component):
         the trace memory).
     """
 
+    #: Event bitmap words per group in the first step of the per-slot event select.
+    EVENT_GROUP = 16
+
     def __init__(self, p: FixedParams):
         self.p = p
         n, G = p.lanes, p.n_hid // p.lanes
@@ -367,15 +370,24 @@ class NeuronPhase(wiring.Component):
         en0 = Signal(n)
         for l in range(n):
             m.d.comb += en0[l].eq(slot * n + l < p.n_in)
-        ev0 = Signal(n)
-        m.d.comb += ev0.eq(self.events.word_select(slot[:ceil_log2(max(self.c_in, 2))], n)
-                           if self.c_in > 1 else self.events[:n])
+        # the slot's event bits in two steps: a word from each group of EVENT_GROUP words
+        # (registered), then the group (from the registered slot)
+        per_group = min(self.EVENT_GROUP, 1 << ceil_log2(self.c_in))
+        lo, groups = ceil_log2(per_group), -(-self.c_in // per_group)
+        padded = Cat(self.events, Const(0, (groups * per_group - self.c_in) * n))
+        group_words1 = Signal(groups * n)
+        for k in range(groups):
+            part = padded[k * per_group * n:(k + 1) * per_group * n]
+            m.d.sync += group_words1[k * n:(k + 1) * n].eq(
+                part.word_select(slot[:lo], n) if per_group > 1 else part)
 
         # t+1: memory data appears; t+2: registered inputs into the datapaths
         nv1, tv1 = Signal(), Signal()
         c1 = Signal.like(slot)
         en1, ev1 = Signal(n), Signal(n)
-        m.d.sync += [nv1.eq(nv0), tv1.eq(tv0), c1.eq(slot), en1.eq(en0), ev1.eq(ev0)]
+        m.d.sync += [nv1.eq(nv0), tv1.eq(tv0), c1.eq(slot), en1.eq(en0)]
+        m.d.comb += ev1.eq(group_words1.word_select(c1[lo:lo + ceil_log2(groups)], n)
+                           if groups > 1 else group_words1)
         m.d.sync += [
             lif.i.valid.eq(nv1),
             lif.i.payload.v.eq(self.v_rd.data), lif.i.payload.acc.eq(self.i_rd.data),
@@ -404,16 +416,16 @@ class NeuronPhase(wiring.Component):
             m.d.sync += lif.i.payload.tag.eq(c1)
             valid, g, v_new, s_new = lif.o.valid, out.tag, out.v, out.s
             m.d.comb += walk.eq(out.psi)
-        # results registered once more before the writes, the lists and the counters
+        # results registered once more before the writes, the lists and the counters, with
+        # the group's active mask and whether it has a spike
         r_valid, r_g = Signal(), Signal.like(g)
         r_v, r_s, r_walk = Signal.like(v_new), Signal.like(s_new), Signal.like(walk)
+        act_mask, any_spike = Signal(n), Signal()
         m.d.sync += [r_valid.eq(valid), r_g.eq(g), r_v.eq(v_new), r_s.eq(s_new),
-                     r_walk.eq(walk)]
-        valid, g, v_new, s_new, walk = r_valid, r_g, r_v, r_s, r_walk
-        any_spike = s_new != 0
-        act_mask = Signal(n)
+                     r_walk.eq(walk), any_spike.eq(s_new != 0)]
         for l in range(n):
-            m.d.comb += act_mask[l].eq(walk[l] != 0)
+            m.d.sync += act_mask[l].eq(walk[l] != 0)
+        valid, g, v_new, s_new, walk = r_valid, r_g, r_v, r_s, r_walk
         m.d.comb += [
             self.v_wr.addr.eq(g), self.v_wr.data.eq(v_new), self.v_wr.en.eq(valid),
             self.i_wr.addr.eq(g), self.i_wr.data.eq(0), self.i_wr.en.eq(valid),

@@ -48,6 +48,13 @@ def test_core_repeated_and_out_of_range_events():
              noise_events=True, dense_too=True)
 
 
+def test_core_wide_input():
+    """n_in = 300 (several groups of bitmap words in the EVENT look-up and in the neuron
+    pass's event select), lanes = 4, repeated and out-of-range events, event and dense mode."""
+    run_core("wide", dict(SMALL, n_in=300, lanes=4), samples=2, T=10, seed=41, hyper=FAST,
+             noise_events=True, dense_too=True)
+
+
 def test_core_recurrent_random_feedback_dense():
     """Recurrent, random feedback, lanes = 1; the stream again in dense mode."""
     run_core("rec_fb1", dict(SMALL, recurrent=True), samples=4, T=14, seed=2,
