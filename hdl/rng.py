@@ -6,7 +6,7 @@ generators of a serialised readout update (``out_lanes < n_out``) share one data
 :class:`Xorshift32Ring`.
 """
 
-from amaranth.hdl import Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -32,9 +32,10 @@ def lane_gamma(lane: int) -> int:
 
 def lane_seed_expr(seed, gamma) -> Value:
     """``golden.rng.lane_seed`` as an expression: ``seed ^ gamma``, 1 instead of 0 (``gamma``:
-    ``lane_gamma(lane)``, or an expression selecting one)."""
+    ``lane_gamma(lane)``, or an expression selecting one). Only bit 0 depends on the zero test
+    (the other bits of a zero ``s`` are zero anyway)."""
     s = Value.cast(seed)[:32] ^ gamma
-    return Mux(s == 0, 1, s)
+    return Cat(s[0] | ~s[1:].any(), s[1:])
 
 
 class Xorshift32(wiring.Component):
