@@ -227,11 +227,14 @@ class Deframer(wiring.Component):
                              too_long.eq(hdr_len > mp), len_m1.eq(hdr_len - 1)]
                 m.next = "CHECK"
             with m.State("CHECK"):
+                # RECV's counters are set whether the header matches or not (timing: they are
+                # used in RECV only)
+                m.d.sync += [remaining.eq(hdr_len + 2), ptr.eq(0), stored.eq(hdr_len == 0),
+                             last.eq(0)]
                 with m.If(match):
                     m.d.sync += [
                         length.eq(hdr_len), ftype.eq(b[4]), seq.eq(b[5]), crc.eq(hdr_crc),
-                        remaining.eq(hdr_len + 2), ptr.eq(0), win.eq(0),
-                        stored.eq(hdr_len == 0), last.eq(0),
+                        win.eq(0),
                     ]
                     clear_idle()
                     with m.If(too_long):
@@ -342,12 +345,13 @@ class Framer(wiring.Component):
 class BufferReader(wiring.Component):
     """Streams a frame's bytes from ``offset`` to ``length`` out of bank ``bank``.
 
-    ``start`` (one cycle) registers ``offset``; the reader restarts the cycle after (``o.valid``
-    and ``done`` are low in that cycle) and offers the first byte two cycles later (block
+    ``start`` (one cycle) registers ``offset``; the reader restarts the cycle after (``done`` is
+    low in that cycle; ``o.valid``, a flip-flop, is not masked: start when every byte has been
+    taken, or ignore ``o`` in that cycle) and offers the first byte two cycles later (block
     RAM read, then an output register). A skid register behind the output register keeps
     ``o.ready`` away from the RAM's enable and address. ``bank`` and ``length`` must stay
-    stable while it runs. ``pos`` is the payload offset of the byte offered on ``o``;
-    ``done`` is high once every byte has been taken.
+    stable while it runs. ``pos`` is the payload offset of the byte offered on
+    ``o``; ``done`` is high once every byte has been taken.
     """
 
     def __init__(self, addr_bits: int):
@@ -380,7 +384,7 @@ class BufferReader(wiring.Component):
         m.d.comb += [
             self.rd_en.eq(advance_ram),
             self.rd_addr.eq(addr),
-            self.o.valid.eq(out_valid & ~pending),
+            self.o.valid.eq(out_valid),
             self.done.eq(~more & ~ram_valid & ~out_valid & ~skid_valid & ~pending),
         ]
         m.d.sync += pending.eq(self.start)
@@ -522,7 +526,7 @@ class CommandProcessor(wiring.Component):
                 "theta_last": name == "theta" and b == cfg_widths["theta"] - 1})
         cfg_check_next = Array(cfg_check(kk + 1) for kk in range(wire.HYPER_BYTES))
         cfg_chk = Signal(cfg_check_layout)
-        k_hot = Signal(wire.HYPER_BYTES + 1)     # one-hot k of the loading pass
+        k_hot = Signal(wire.HYPER_BYTES + 1)     # one-hot k (GATHER, CFG_WRITE)
         cfg_bad = Signal()
         cfg_field = Signal(4)
         theta_nz = Signal()
@@ -562,12 +566,16 @@ class CommandProcessor(wiring.Component):
         with m.If(self.rx_frame_error):
             m.d.sync += rx_frame_error.eq(1)
 
-        # core quiet: not busy and no token offered for a few cycles
+        # core quiet: not busy and no token offered for a few cycles. core_busy is taken
+        # through a register (timing); quiet also checks that register, so busy in any of the
+        # last 8 cycles (tokens or memory commands: 7) holds it off
+        busy_q = Signal()
+        m.d.sync += busy_q.eq(self.core_busy)
         quiet_cnt = Signal(3)
-        quiet = quiet_cnt == 7
-        with m.If(self.core_busy | self.tokens.valid | self.mem_cmd.valid):
+        quiet = (quiet_cnt == 7) & ~busy_q
+        with m.If(busy_q | self.tokens.valid | self.mem_cmd.valid):
             m.d.sync += quiet_cnt.eq(0)
-        with m.Elif(~quiet):
+        with m.Elif(quiet_cnt != 7):
             m.d.sync += quiet_cnt.eq(quiet_cnt + 1)
 
         # -- reply machinery -----------------------------------------------------------------
@@ -579,6 +587,7 @@ class CommandProcessor(wiring.Component):
         rsrc = Signal(2)
         ridx = Signal(6)
         rn = Signal(range(64 + 1))
+        rn_zero = Signal()       # rn == 0, registered with rn (timing)
         small = Signal(32)
         # the reply byte at ridx through three register stages (half of the counters, each
         # source's word, then the source's byte): valid (src_ok) three cycles after ridx changed
@@ -591,23 +600,34 @@ class CommandProcessor(wiring.Component):
         clear_after = Signal()
         rp_valid = Signal()
         rp_nak = Signal()
-        # the reply length as a small code (few registers behind the many reply decisions):
-        # one of the constant lengths, or reply_len (a memory transfer's, stable meanwhile)
-        rp_lengths = [0, 1, 4, wire.IDENTIFY_BYTES, wire.STATUS_BYTES, 4 * len(ALL_COUNTERS)]
-        RP_REPLY_LEN = len(rp_lengths)
-        rp_sel = Signal(range(RP_REPLY_LEN + 1))
-        reply_len = Signal(16)
+        rp_len = Signal(16)
+        reply_len = Signal(16)   # a memory transfer's reply length
         m.d.comb += [self.reply.valid.eq(rp_valid),
                      self.reply.payload.type.eq(Mux(rp_nak, wire.NAK_TYPE, Cmd_ack(desc.type))),
                      self.reply.payload.seq.eq(desc.seq),
-                     self.reply.payload.length.eq(
-                         Array([*(Const(n, 16) for n in rp_lengths), reply_len])[rp_sel])]
+                     self.reply.payload.length.eq(rp_len)]
         with m.If(self.reply.valid & self.reply.ready):
             m.d.sync += rp_valid.eq(0)
 
-        def start_reply(nak_reply, length):
-            sel = rp_lengths.index(length) if isinstance(length, int) else RP_REPLY_LEN
-            m.d.sync += [rp_valid.eq(1), rp_nak.eq(nak_reply), rp_sel.eq(sel)]
+        # rp_nak and rp_len (and the source, send) are written by each state that may start
+        # the reply, at its top, whatever it decides (timing: no decision in their enables).
+        # No reply is pending in those states (one reply per frame, and it is the last thing
+        # a frame does).
+        def rp_key(length):
+            return length if isinstance(length, int) else id(length)
+
+        shaped = set()      # lengths covered by the current state's reply_shape (a check)
+
+        def reply_shape(length, nak_reply=0, other=None, when=None):
+            """The reply of this state: ``length``, or ``other`` when ``when`` is high."""
+            m.d.sync += [rp_nak.eq(nak_reply),
+                         rp_len.eq(length if when is None else Mux(when, other, length))]
+            shaped.clear()
+            shaped.update(rp_key(n) for n in (length, other) if n is not None)
+
+        def start_reply(length):
+            assert rp_key(length) in shaped, "reply_shape() missing in this state"
+            m.d.sync += rp_valid.eq(1)
 
         # NAK reason and the source of its detail field (few sources, many call sites)
         nak_code = Signal(4)
@@ -616,19 +636,23 @@ class CommandProcessor(wiring.Component):
 
         nak_pos = Signal(16)
 
-        def nak(code, detail=DET_ZERO, at=pos):
-            m.d.sync += [nak_code.eq(code), nak_det.eq(detail)]
+        def nak(code, detail=DET_ZERO, at=pos, written=False):
+            """To NAK with ``code`` (``written``: the state writes it, and ``detail``, whatever
+            it decides: timing)."""
+            if not written:
+                m.d.sync += [nak_code.eq(code), nak_det.eq(detail)]
             if detail == DET_POS:   # the offending byte's offset (``at``), latched
                 m.d.sync += nak_pos.eq(at)
             m.next = "NAK"
 
         def ack(length=0, then=None):
-            start_reply(0, length)
+            start_reply(length)
             m.next = then or ("FINISH" if isinstance(length, int) and length == 0
                               else "SEND_PREP")
 
         def send(src, n, value=None, then_memory=False):
-            m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), then_mem.eq(then_memory)]
+            m.d.sync += [rsrc.eq(src), ridx.eq(0), rn.eq(n), rn_zero.eq(n == 0),
+                         then_mem.eq(then_memory)]
             if value is not None:
                 m.d.sync += small.eq(value)
 
@@ -646,10 +670,15 @@ class CommandProcessor(wiring.Component):
         # block header (READ_RESULT writes its own values into fld)
         row0, nrows = Cat(fb[1], fb[2]), Cat(fb[3], fb[4])
         col0, ncols = Cat(fb[5], fb[6]), Cat(fb[7], fb[8])
-        row = Signal(12)
-        col = Signal(12)
-        rows_left = Signal(13)
-        cols_left = Signal(13)
+        # the current item (with precomputed flags, timing: rows_left == 1, cols_left == 1,
+        # both) and the next one, computed from it in the cycle after it changed, so that
+        # advancing is a plain load (an item stays for at least two cycles)
+        item_layout = data.StructLayout({"row": 12, "col": 12, "rows_left": 13,
+                                         "cols_left": 13, "row_last": 1, "col_last": 1,
+                                         "last": 1})
+        item = Signal(item_layout)
+        item_n = Signal(item_layout)
+        row, col, last_item = item.row, item.col, item.last
         chk_mem = Signal()       # checks registered one state ahead of their use (timing)
         chk_range = Signal()
         chk_len = Signal()
@@ -657,6 +686,7 @@ class CommandProcessor(wiring.Component):
         width = Signal(3)
         word = Signal(32)
         bi = Signal(3)
+        bi_last = Signal()       # bi + 1 == width in MR_PUSH, registered (timing)
         widx = Signal(16)
         fits = Signal()          # the weight in ``word`` fits in w_bits
         exec_pass = Signal()
@@ -664,13 +694,9 @@ class CommandProcessor(wiring.Component):
         n_items = Signal(32)
         mul_a = Signal(32)        # (range-checked operands are <= 4096 each)
         mul_b = Signal(16)
-        # precomputed item flags (timing): rows_left == 1, cols_left == 1, nrows == 1, ...
-        row_last = Signal()
-        col_last = Signal()
-        nrows_is_1 = Signal()
+        nrows_is_1 = Signal()     # precomputed (timing)
         ncols_is_1 = Signal()
         empty = Signal()
-        last_item = row_last & col_last
 
         shapes = {int(mm): wire.mem_shape(p, mm) for mm in wire.Mem}
         mem_rows = Array(Const(shapes[i][0] if i < 6 else 0, 13) for i in range(8))
@@ -695,27 +721,38 @@ class CommandProcessor(wiring.Component):
         bm = Signal(8)
         bm_b = Signal(3)
         bm_k = Signal(range(bm_bytes + 1))
+        bm_last = Signal()       # bm_k == bm_bytes - 1, registered with bm_k (timing)
+
+        def set_bm_k(value):
+            m.d.sync += [bm_k.eq(value), bm_last.eq(value == bm_bytes - 1)]
+
+        new_row = item.col_last
+        m.d.sync += [
+            item_n.row.eq(Mux(new_row, item.row + 1, item.row)),
+            item_n.col.eq(Mux(new_row, col0, item.col + 1)),
+            item_n.rows_left.eq(Mux(new_row, item.rows_left - 1, item.rows_left)),
+            item_n.cols_left.eq(Mux(new_row, ncols, item.cols_left - 1)),
+            item_n.row_last.eq(Mux(new_row, item.rows_left == 2, item.row_last)),
+            item_n.col_last.eq(Mux(new_row, ncols_is_1, item.cols_left == 2)),
+            item_n.last.eq(Mux(new_row, (item.rows_left == 2) & ncols_is_1,
+                               item.row_last & (item.cols_left == 2))),
+        ]
 
         def first_item():
-            m.d.sync += [row.eq(row0), col.eq(col0), rows_left.eq(nrows), cols_left.eq(ncols),
-                         row_last.eq(nrows_is_1), col_last.eq(ncols_is_1), widx.eq(0)]
+            m.d.sync += [item.row.eq(row0), item.col.eq(col0), item.rows_left.eq(nrows),
+                         item.cols_left.eq(ncols), item.row_last.eq(nrows_is_1),
+                         item.col_last.eq(ncols_is_1), item.last.eq(nrows_is_1 & ncols_is_1),
+                         widx.eq(0)]
 
         def advance_item():
-            with m.If(col_last):
-                m.d.sync += [col.eq(col0), cols_left.eq(ncols), col_last.eq(ncols_is_1),
-                             row.eq(row + 1), rows_left.eq(rows_left - 1),
-                             row_last.eq(rows_left == 2)]
-            with m.Else():
-                m.d.sync += [col.eq(col + 1), cols_left.eq(cols_left - 1),
-                             col_last.eq(cols_left == 2)]
-            m.d.sync += widx.eq(widx + 1)
+            m.d.sync += [item.eq(item_n), widx.eq(widx + 1)]
 
         def restart_reader(offset):
             m.d.comb += [rd.start.eq(1), rd.offset.eq(offset)]
 
         token = self.tokens.payload
 
-        flags = Cat(in_sample, self.core_busy, result_valid, rx_overflow, rx_frame_error, naked,
+        flags = Cat(in_sample, busy_q, result_valid, rx_overflow, rx_frame_error, naked,
                     Const(0, 2))
         status_value = _pack([(flags, 1), (last_nak, 1), (last_nak_type, 1), (last_nak_seq, 1),
                               (expected, 1), (prediction, 1), (acks, 4), (naks, 4),
@@ -761,23 +798,37 @@ class CommandProcessor(wiring.Component):
                     m.next = "DISPATCH"
 
             with m.State("DISPATCH"):
+                reply_shape(wire.STATUS_BYTES, other=len(self.identify),
+                            when=is_cmd[Cmd.IDENTIFY])
+                send(Mux(is_cmd[Cmd.IDENTIFY], SRC_ROM, SRC_STATUS),
+                     Mux(is_cmd[Cmd.IDENTIFY], len(self.identify), wire.STATUS_BYTES))
                 # per-command set-up from the type alone (not behind the checks: timing)
                 gather = {Cmd.RESET: 1, Cmd.WRITE_WEIGHTS: wire.WEIGHT_HEADER_BYTES,
                           Cmd.READ_WEIGHTS: wire.WEIGHT_HEADER_BYTES, Cmd.SAMPLE: 2,
                           Cmd.READ_RESULT: 0, Cmd.READ_COUNTERS: 1}
-                m.d.sync += [k.eq(0), s_flags.eq(0), cfg_bad.eq(0), cfg_field.eq(0),
-                             theta_nz.eq(0), cfg_chk.eq(cfg_check(0)),
+                m.d.sync += [k.eq(0), k_hot.eq(1), s_flags.eq(0), cfg_bad.eq(0),
+                             cfg_field.eq(0), theta_nz.eq(0), cfg_chk.eq(cfg_check(0)),
                              gather_n.eq(reduce(or_, [Mux(is_cmd[c], n, 0)
                                                       for c, n in gather.items()])),
                              gathered.eq(is_cmd[Cmd.READ_RESULT])]
+                # the reason of any rejection below, written whatever is decided (timing: no
+                # decision in the enables; NAK alone reads it)
+                busy = in_sample & (is_cmd[Cmd.CONFIGURE] | is_cmd[Cmd.WRITE_WEIGHTS])
+                m.d.sync += [
+                    nak_code.eq(Mux(desc.status != 0, desc.status,
+                                    Mux(seq_bad, Nak.SEQUENCE,
+                                        Mux(~reduce(or_, is_cmd.values()), Nak.UNKNOWN_TYPE,
+                                            Mux(busy, Nak.BUSY, Nak.BAD_LENGTH))))),
+                    nak_det.eq(Mux((desc.status == 0) & seq_bad, DET_EXPECTED, DET_ZERO)),
+                ]
                 with m.If(desc.status != 0):
                     with m.If(desc.status == Nak.BAD_CRC):
                         m.d.sync += crc_errors.eq(crc_errors + 1)
                     with m.If(desc.status == Nak.TIMEOUT):
                         m.d.sync += timeouts.eq(timeouts + 1)
-                    nak(desc.status)
+                    nak(desc.status, written=True)
                 with m.Elif(seq_bad):
-                    nak(Nak.SEQUENCE, DET_EXPECTED)
+                    nak(Nak.SEQUENCE, DET_EXPECTED, written=True)
                 with m.Else():
                     with m.If(~oob):
                         m.d.sync += expected.eq(desc.seq + 1)
@@ -786,32 +837,30 @@ class CommandProcessor(wiring.Component):
                         with m.If(cond):
                             m.next = "GATHER"
                         with m.Else():
-                            nak(Nak.BAD_LENGTH)
+                            nak(Nak.BAD_LENGTH, written=True)
 
                     with m.If(is_cmd[Cmd.IDENTIFY]):
                         with m.If(len_is[0]):
-                            send(SRC_ROM, len(self.identify))
                             ack(len(self.identify))
                         with m.Else():
-                            nak(Nak.BAD_LENGTH)
+                            nak(Nak.BAD_LENGTH, written=True)
                     with m.Elif(is_cmd[Cmd.READ_STATUS]):
                         with m.If(len_is[0]):
-                            send(SRC_STATUS, wire.STATUS_BYTES)
                             ack(wire.STATUS_BYTES)
                         with m.Else():
-                            nak(Nak.BAD_LENGTH)
+                            nak(Nak.BAD_LENGTH, written=True)
                     with m.Elif(is_cmd[Cmd.RESET]):
                         need(len_is[1])
                     with m.Elif(is_cmd[Cmd.CONFIGURE]):
                         with m.If(in_sample):
-                            nak(Nak.BUSY)
+                            nak(Nak.BUSY, written=True)
                         with m.Elif(len_is[wire.HYPER_BYTES]):
                             m.next = "CFG_GATHER"
                         with m.Else():
-                            nak(Nak.BAD_LENGTH)
+                            nak(Nak.BAD_LENGTH, written=True)
                     with m.Elif(is_cmd[Cmd.WRITE_WEIGHTS]):
                         with m.If(in_sample):
-                            nak(Nak.BUSY)
+                            nak(Nak.BUSY, written=True)
                         with m.Else():
                             need(len_ge[wire.WEIGHT_HEADER_BYTES])
                     with m.Elif(is_cmd[Cmd.READ_WEIGHTS]):
@@ -823,17 +872,22 @@ class CommandProcessor(wiring.Component):
                     with m.Elif(is_cmd[Cmd.READ_COUNTERS]):
                         need(len_is[1])
                     with m.Else():
-                        nak(Nak.UNKNOWN_TYPE)
+                        nak(Nak.UNKNOWN_TYPE, written=True)
 
             with m.State("GATHER"):
                 m.d.comb += rd.o.ready.eq(~gathered)
                 with m.If(gathered):
                     m.next = "DECODE"
                 with m.Elif(rd.o.valid):
-                    m.d.sync += [fld.word_select(k, 8).eq(byte), k.eq(k + 1),
+                    m.d.sync += [k.eq(k + 1), k_hot.eq(k_hot << 1),
                                  gathered.eq(k == gather_n - 1)]
+                    for kk in range(FLD):       # byte k into field byte k (one-hot: timing)
+                        with m.If(k_hot[kk]):
+                            m.d.sync += fb[kk].eq(byte)
 
             with m.State("DECODE"):
+                reply_shape(4 * len(ALL_COUNTERS), other=0, when=is_cmd[Cmd.RESET])
+                send(SRC_COUNTERS, 4 * len(ALL_COUNTERS))
                 with m.If(is_cmd[Cmd.RESET]):
                     m.d.sync += [
                         in_sample.eq(0), naked.eq(0), rx_overflow.eq(0),
@@ -869,7 +923,6 @@ class CommandProcessor(wiring.Component):
 
                 with m.Elif(is_cmd[Cmd.READ_COUNTERS]):
                     with m.If(quiet):
-                        send(SRC_COUNTERS, 4 * len(ALL_COUNTERS))
                         m.d.sync += clear_after.eq(fb[0][0])
                         ack(4 * len(ALL_COUNTERS))
 
@@ -911,6 +964,7 @@ class CommandProcessor(wiring.Component):
                                 m.d.sync += field[8 * b:8 * b + keep].eq(byte[:keep])
 
             with m.State("CONFIG_RESEED"):
+                reply_shape(0)
                 m.d.sync += reseed.eq(1)
                 ack(0)
 
@@ -946,26 +1000,29 @@ class CommandProcessor(wiring.Component):
                 m.next = "MEM_CHECK"
 
             with m.State("MEM_CHECK"):
-                with m.If(~chk_mem | ~chk_range):
-                    nak(Nak.INDEX_RANGE)
+                reply_shape(reply_len, other=0, when=empty & ~is_result)
+                send(SRC_SMALL, 2, Cat(result_valid, Const(0, 7), prediction), then_memory=True)
+                bad_range = ~chk_mem | ~chk_range
+                m.d.sync += [nak_code.eq(Mux(bad_range, Nak.INDEX_RANGE, Nak.BAD_LENGTH)),
+                             nak_det.eq(DET_ZERO)]
+                with m.If(bad_range):
+                    nak(Nak.INDEX_RANGE, written=True)
                 with m.Elif(is_write):
                     with m.If(~chk_len):
-                        nak(Nak.BAD_LENGTH)
+                        nak(Nak.BAD_LENGTH, written=True)
                     with m.Elif(empty):
                         ack(0)
                     with m.Else():
                         m.next = "W_BYTE"
                 with m.Elif(chk_big):
-                    nak(Nak.BAD_LENGTH)
+                    nak(Nak.BAD_LENGTH, written=True)
                 with m.Elif(quiet):
                     with m.If(is_result):
-                        send(SRC_SMALL, 2, Cat(result_valid, Const(0, 7), prediction),
-                             then_memory=True)
                         ack(reply_len, "SEND_PREP")
                     with m.Elif(empty):
                         ack(0)
                     with m.Else():
-                        start_reply(0, reply_len)
+                        start_reply(reply_len)
                         m.next = "MR_ISSUE"
 
             with m.State("W_BYTE"):
@@ -979,38 +1036,44 @@ class CommandProcessor(wiring.Component):
                         m.d.sync += bi.eq(bi + 1)
 
             value = word[:8 * wb]
-            with m.State("W_FIT"):     # the range check, registered for W_ONE (timing)
+            # the range check, registered for W_CHECK (timing); the pass picks the next state
+            # (timing: W_CHECK checks a weight in the first pass, W_ISSUE writes it in the second)
+            with m.State("W_FIT"):
                 top = value[p.w_bits - 1:]
                 m.d.sync += fits.eq((top == 0) | (top == (1 << len(top)) - 1))
-                m.next = "W_ONE"
+                with m.If(exec_pass):
+                    m.next = "W_ISSUE"
+                with m.Else():
+                    m.next = "W_CHECK"
 
-            with m.State("W_ONE"):
-                with m.If(~exec_pass):
-                    with m.If(~fits):
-                        nak(Nak.WEIGHT_RANGE, DET_WIDX)
-                    with m.Elif(last_item):
-                        m.d.sync += exec_pass.eq(1)
-                        first_item()
-                        restart_reader(wire.WEIGHT_HEADER_BYTES)
-                        m.next = "W_BYTE"
+            with m.State("W_CHECK"):
+                with m.If(~fits):
+                    nak(Nak.WEIGHT_RANGE, DET_WIDX)
+                with m.Elif(last_item):
+                    m.d.sync += exec_pass.eq(1)
+                    first_item()
+                    restart_reader(wire.WEIGHT_HEADER_BYTES)
+                    m.next = "W_BYTE"
+                with m.Else():
+                    advance_item()
+                    m.next = "W_BYTE"
+
+            with m.State("W_ISSUE"):
+                reply_shape(0)
+                m.d.comb += [
+                    self.mem_cmd.valid.eq(1),
+                    self.mem_cmd.payload.write.eq(1),
+                    self.mem_cmd.payload.mem.eq(mem[:3]),
+                    self.mem_cmd.payload.row.eq(row),
+                    self.mem_cmd.payload.col.eq(col),
+                    self.mem_cmd.payload.data.eq(value.as_signed()),
+                ]
+                with m.If(self.mem_cmd.ready):
+                    with m.If(last_item):
+                        ack(0)
                     with m.Else():
                         advance_item()
                         m.next = "W_BYTE"
-                with m.Else():
-                    m.d.comb += [
-                        self.mem_cmd.valid.eq(1),
-                        self.mem_cmd.payload.write.eq(1),
-                        self.mem_cmd.payload.mem.eq(mem[:3]),
-                        self.mem_cmd.payload.row.eq(row),
-                        self.mem_cmd.payload.col.eq(col),
-                        self.mem_cmd.payload.data.eq(value.as_signed()),
-                    ]
-                    with m.If(self.mem_cmd.ready):
-                        with m.If(last_item):
-                            ack(0)
-                        with m.Else():
-                            advance_item()
-                            m.next = "W_BYTE"
 
             with m.State("MR_ISSUE"):
                 m.d.comb += [
@@ -1026,14 +1089,15 @@ class CommandProcessor(wiring.Component):
             with m.State("MR_WAIT"):
                 m.d.comb += self.mem_rsp.ready.eq(1)
                 with m.If(self.mem_rsp.valid):
-                    m.d.sync += [word.eq(self.mem_rsp.payload), bi.eq(0)]
+                    m.d.sync += [word.eq(self.mem_rsp.payload), bi.eq(0),
+                                 bi_last.eq(width == 1)]
                     m.next = "MR_PUSH"
 
             with m.State("MR_PUSH"):
                 m.d.comb += [self.reply_data.valid.eq(1), self.reply_data.payload.eq(word[:8])]
                 with m.If(self.reply_data.ready):
-                    m.d.sync += [word.eq(word >> 8), bi.eq(bi + 1)]
-                    with m.If(bi + 1 == width):
+                    m.d.sync += [word.eq(word >> 8), bi.eq(bi + 1), bi_last.eq(bi + 2 == width)]
+                    with m.If(bi_last):
                         with m.If(last_item):
                             m.next = "FINISH"
                         with m.Else():
@@ -1044,6 +1108,7 @@ class CommandProcessor(wiring.Component):
             begin, end, learn = s_flags[0], s_flags[1], s_flags[2]
 
             with m.State("S_HDR"):
+                reply_shape(0)
                 m.d.comb += rd.o.ready.eq(1)
                 with m.If(rd.done):
                     with m.If(~exec_pass):
@@ -1072,7 +1137,7 @@ class CommandProcessor(wiring.Component):
                     m.d.sync += cnt.eq(Cat(Const(0, 8), op[:5]))
                     m.next = "S_EXT"
                 with m.Elif(op == wire.STEP_BITMAP):
-                    m.d.sync += bm_k.eq(0)
+                    set_bm_k(0)
                     m.next = "S_BM_BYTE"
                 with m.Else():
                     nak(Nak.BAD_STEP, DET_POS, at=byte_pos)
@@ -1136,26 +1201,25 @@ class CommandProcessor(wiring.Component):
             # bitmap step: ceil(n_in / 8) bytes, bit b of byte k is input 8k + b
             with m.State("S_BM_BYTE"):
                 m.d.comb += rd.o.ready.eq(1)
-                last_byte = bm_k == bm_bytes - 1
                 with m.If(rd.done):
                     nak(Nak.BAD_LENGTH, DET_POS)
                 with m.Elif(rd.o.valid):
                     m.d.sync += [bm.eq(byte), bm_b.eq(0)]
-                    with m.If(last_byte & ((byte & bm_last_mask) != 0)):
+                    with m.If(bm_last & ((byte & bm_last_mask) != 0)):
                         nak(Nak.INDEX_RANGE, DET_POS)
                     with m.Elif(exec_pass):
                         m.next = "S_BM_BITS"
-                    with m.Elif(last_byte):
+                    with m.Elif(bm_last):
                         m.next = "S_STEP"
                     with m.Else():
-                        m.d.sync += bm_k.eq(bm_k + 1)
+                        set_bm_k(bm_k + 1)
 
             with m.State("S_BM_BITS"):
                 with m.If(bm == 0):
-                    with m.If(bm_k == bm_bytes - 1):
+                    with m.If(bm_last):
                         m.next = "S_STEP"
                     with m.Else():
-                        m.d.sync += bm_k.eq(bm_k + 1)
+                        set_bm_k(bm_k + 1)
                         m.next = "S_BM_BYTE"
                 with m.Elif(~bm[0]):
                     m.d.sync += [bm.eq(bm >> 1), bm_b.eq(bm_b + 1)]
@@ -1213,12 +1277,14 @@ class CommandProcessor(wiring.Component):
                     m.next = "S_REPLY"
 
             with m.State("S_REPLY"):
+                reply_shape(1)
                 send(SRC_SMALL, 1, prediction)
                 ack(1)
 
             # -- replies ----------------------------------------------------------------
             with m.State("NAK"):
-                start_reply(1, 4)
+                reply_shape(4, nak_reply=1)
+                start_reply(4)
                 detail = Array([Const(0, 16), nak_pos, expected, widx, cfg_field,
                                 Const(1, 16)])[nak_det]
                 send(SRC_SMALL, 4, Cat(nak_code, Const(0, 4), desc.type, detail))
@@ -1234,7 +1300,7 @@ class CommandProcessor(wiring.Component):
                 m.next = "SEND"
 
             with m.State("SEND"):
-                with m.If(rn == 0):
+                with m.If(rn_zero):
                     with m.If(then_mem):
                         m.d.sync += bi.eq(0)
                         m.next = "MR_ISSUE"
@@ -1244,8 +1310,8 @@ class CommandProcessor(wiring.Component):
                     m.d.comb += [self.reply_data.valid.eq(src_ok),
                                  self.reply_data.payload.eq(src_q)]
                     with m.If(src_ok & self.reply_data.ready):
-                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1), src_ok0.eq(0),
-                                     src_ok1.eq(0), src_ok.eq(0)]
+                        m.d.sync += [ridx.eq(ridx + 1), rn.eq(rn - 1), rn_zero.eq(rn == 1),
+                                     src_ok0.eq(0), src_ok1.eq(0), src_ok.eq(0)]
 
             with m.State("FINISH"):
                 with m.If(~rp_valid):
