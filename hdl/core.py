@@ -324,7 +324,8 @@ class LearningCore(wiring.Component):
         # ``look3`` implies the state IDLE and an EVENT at the head (a waiting token stays),
         # so the EVENT is handled outside the state decode.
         head_event = tokens.valid & (tok.kind == TokenKind.EVENT) & st("IDLE")
-        head_stays = head_event & ~tokens.ready
+        ev_take = Signal()
+        head_stays = head_event & ~ev_take  # (an EVENT at the head is taken by ev_take only)
         look1, look2, look3 = Signal(), Signal(), Signal()
         m.d.sync += [look1.eq(head_stays), look2.eq(look1 & head_stays),
                      look3.eq(look2 & head_stays)]
@@ -351,7 +352,6 @@ class LearningCore(wiring.Component):
                      fresh2.eq(in_range1 & ~forward1)]
         ev_new = Signal()
         m.d.sync += ev_new.eq(fresh2 & ~word2.bit_select(bit_sel, 1))
-        ev_take = Signal()
         m.d.comb += ev_take.eq(look3 & (h.dense | acc.rows.ready))
         # event mode: every EVENT goes to the accumulator, which walks the row of one seen
         # before (or out of range) without adding it
