@@ -538,13 +538,16 @@ class CommandProcessor(wiring.Component):
         # -- link state ---------------------------------------------------------------------
         desc = Signal(frame_desc_layout())
         m.d.comb += [rd.bank.eq(desc.bank), rd.length.eq(desc.length)]
-        # checks of the next frame's descriptor, registered with it (DISPATCH decides on them)
+        # checks of the next frame's descriptor, registered with it (CHECK decides on them)
         is_cmd = {c: Signal(name=f"is_{c.name.lower()}") for c in Cmd}   # one-hot type
         oob = Signal()          # IDENTIFY, READ_STATUS, RESET: outside the sequence
         seq_bad = Signal()
         len_is = {v: Signal(name=f"len_is_{v}")
                   for v in (0, 1, wire.HYPER_BYTES, wire.WEIGHT_HEADER_BYTES)}
         len_ge = {v: Signal(name=f"len_ge_{v}") for v in (2, wire.WEIGHT_HEADER_BYTES)}
+        # the frame's target, registered by CHECK (DISPATCH branches on it alone): at most one
+        # bit set, none is a NAK
+        go = Signal(data.StructLayout({"gather": 1, "cfg": 1, "identify": 1, "status": 1}))
         expected = Signal(8)
         in_sample = Signal()
         result_valid = Signal()
@@ -795,7 +798,29 @@ class CommandProcessor(wiring.Component):
                     m.d.sync += [len_is[v].eq(f.length == v) for v in len_is]
                     m.d.sync += [len_ge[v].eq(f.length >= v) for v in len_ge]
                     restart_reader(0)
-                    m.next = "DISPATCH"
+                    m.next = "CHECK"
+
+            # one cycle: the target from the flags registered in IDLE (a good frame in
+            # sequence whose length suits its type; CONFIGURE and WRITE_WEIGHTS not in a sample)
+            with m.State("CHECK"):
+                len_ok = {Cmd.IDENTIFY: len_is[0], Cmd.READ_STATUS: len_is[0],
+                          Cmd.RESET: len_is[1],
+                          Cmd.CONFIGURE: ~in_sample & len_is[wire.HYPER_BYTES],
+                          Cmd.WRITE_WEIGHTS: ~in_sample & len_ge[wire.WEIGHT_HEADER_BYTES],
+                          Cmd.READ_WEIGHTS: len_is[wire.WEIGHT_HEADER_BYTES],
+                          Cmd.SAMPLE: len_ge[2], Cmd.READ_RESULT: len_is[0],
+                          Cmd.READ_COUNTERS: len_is[1]}
+                ok = {c: is_cmd[c] & len_ok[c] for c in Cmd}
+                accept = (desc.status == 0) & ~seq_bad
+                m.d.sync += [
+                    go.gather.eq(accept & reduce(or_, [
+                        ok[c] for c in (Cmd.RESET, Cmd.WRITE_WEIGHTS, Cmd.READ_WEIGHTS,
+                                        Cmd.SAMPLE, Cmd.READ_RESULT, Cmd.READ_COUNTERS)])),
+                    go.cfg.eq(accept & ok[Cmd.CONFIGURE]),
+                    go.identify.eq(accept & ok[Cmd.IDENTIFY]),
+                    go.status.eq(accept & ok[Cmd.READ_STATUS]),
+                ]
+                m.next = "DISPATCH"
 
             with m.State("DISPATCH"):
                 reply_shape(wire.STATUS_BYTES, other=len(self.identify),
@@ -811,8 +836,8 @@ class CommandProcessor(wiring.Component):
                              gather_n.eq(reduce(or_, [Mux(is_cmd[c], n, 0)
                                                       for c, n in gather.items()])),
                              gathered.eq(is_cmd[Cmd.READ_RESULT])]
-                # the reason of any rejection below, written whatever is decided (timing: no
-                # decision in the enables; NAK alone reads it)
+                # the reason of a rejection (go all zero), written whatever is decided (timing:
+                # no decision in the enables; NAK alone reads it)
                 busy = in_sample & (is_cmd[Cmd.CONFIGURE] | is_cmd[Cmd.WRITE_WEIGHTS])
                 m.d.sync += [
                     nak_code.eq(Mux(desc.status != 0, desc.status,
@@ -821,58 +846,23 @@ class CommandProcessor(wiring.Component):
                                             Mux(busy, Nak.BUSY, Nak.BAD_LENGTH))))),
                     nak_det.eq(Mux((desc.status == 0) & seq_bad, DET_EXPECTED, DET_ZERO)),
                 ]
-                with m.If(desc.status != 0):
-                    with m.If(desc.status == Nak.BAD_CRC):
-                        m.d.sync += crc_errors.eq(crc_errors + 1)
-                    with m.If(desc.status == Nak.TIMEOUT):
-                        m.d.sync += timeouts.eq(timeouts + 1)
-                    nak(desc.status, written=True)
-                with m.Elif(seq_bad):
-                    nak(Nak.SEQUENCE, DET_EXPECTED, written=True)
+                with m.If(desc.status == Nak.BAD_CRC):
+                    m.d.sync += crc_errors.eq(crc_errors + 1)
+                with m.If(desc.status == Nak.TIMEOUT):
+                    m.d.sync += timeouts.eq(timeouts + 1)
+                with m.If((desc.status == 0) & ~seq_bad & ~oob):
+                    m.d.sync += expected.eq(desc.seq + 1)
+
+                with m.If(go.gather):
+                    m.next = "GATHER"
+                with m.Elif(go.cfg):
+                    m.next = "CFG_GATHER"
+                with m.Elif(go.identify):
+                    ack(len(self.identify))
+                with m.Elif(go.status):
+                    ack(wire.STATUS_BYTES)
                 with m.Else():
-                    with m.If(~oob):
-                        m.d.sync += expected.eq(desc.seq + 1)
-
-                    def need(cond):
-                        with m.If(cond):
-                            m.next = "GATHER"
-                        with m.Else():
-                            nak(Nak.BAD_LENGTH, written=True)
-
-                    with m.If(is_cmd[Cmd.IDENTIFY]):
-                        with m.If(len_is[0]):
-                            ack(len(self.identify))
-                        with m.Else():
-                            nak(Nak.BAD_LENGTH, written=True)
-                    with m.Elif(is_cmd[Cmd.READ_STATUS]):
-                        with m.If(len_is[0]):
-                            ack(wire.STATUS_BYTES)
-                        with m.Else():
-                            nak(Nak.BAD_LENGTH, written=True)
-                    with m.Elif(is_cmd[Cmd.RESET]):
-                        need(len_is[1])
-                    with m.Elif(is_cmd[Cmd.CONFIGURE]):
-                        with m.If(in_sample):
-                            nak(Nak.BUSY, written=True)
-                        with m.Elif(len_is[wire.HYPER_BYTES]):
-                            m.next = "CFG_GATHER"
-                        with m.Else():
-                            nak(Nak.BAD_LENGTH, written=True)
-                    with m.Elif(is_cmd[Cmd.WRITE_WEIGHTS]):
-                        with m.If(in_sample):
-                            nak(Nak.BUSY, written=True)
-                        with m.Else():
-                            need(len_ge[wire.WEIGHT_HEADER_BYTES])
-                    with m.Elif(is_cmd[Cmd.READ_WEIGHTS]):
-                        need(len_is[wire.WEIGHT_HEADER_BYTES])
-                    with m.Elif(is_cmd[Cmd.SAMPLE]):
-                        need(len_ge[2])
-                    with m.Elif(is_cmd[Cmd.READ_RESULT]):
-                        need(len_is[0])
-                    with m.Elif(is_cmd[Cmd.READ_COUNTERS]):
-                        need(len_is[1])
-                    with m.Else():
-                        nak(Nak.UNKNOWN_TYPE, written=True)
+                    nak(nak_code, written=True)
 
             with m.State("GATHER"):
                 m.d.comb += rd.o.ready.eq(~gathered)
