@@ -3,7 +3,8 @@
 All helpers build Amaranth expressions; they mirror ``golden.fixed.sat`` / ``usat``.
 """
 
-from amaranth.hdl import Const, Mux, Shape, Value, signed, unsigned
+from amaranth.hdl import Cat, Const, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.utils import ceil_log2
 
 
 def sat(value, bits: int) -> Value:
@@ -70,3 +71,23 @@ def sweep(m, start, active, index, length: int, first: int = 0):
         m.d.sync += index.eq(index + 1)
         with m.If(index == length - 1):
             m.d.sync += active.eq(0)
+
+
+def grouped_word_select(m, value, width: int, per_group: int, index):
+    """Word ``index`` (``width`` bits) of ``value`` in two steps, for timing: this cycle, the
+    word ``index % per_group`` of each group of ``per_group`` words (a power of two) goes into
+    a register; returns ``pick(group)``, the registered word of group ``group`` (``index //
+    per_group``, taken a cycle later).
+    """
+    lo = ceil_log2(per_group)
+    groups = -(-len(Value.cast(value)) // (width * per_group))
+    padded = Cat(value, Const(0, groups * per_group * width - len(Value.cast(value))))
+    stage = Signal(groups * width)
+    for k in range(groups):
+        part = padded[k * per_group * width:(k + 1) * per_group * width]
+        m.d.sync += stage[k * width:(k + 1) * width].eq(
+            part.word_select(index[:lo], width) if per_group > 1 else part)
+
+    def pick(group):
+        return stage.word_select(group[:ceil_log2(groups)], width) if groups > 1 else stage
+    return pick

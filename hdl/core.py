@@ -25,12 +25,12 @@ neuron pass -> readout -> (learning) gradient walk -> (learning) trace/readout u
 the event-driven mode input events are accumulated as their EVENT tokens arrive.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, wiring
 from amaranth.utils import ceil_log2
 
 from golden.fixed import FixedParams
-from .arith import bits_for, sat
+from .arith import bits_for, grouped_word_select, sat
 from .gradient import GradientWalk
 from .interface import (ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, core_members,
                         mem_cmd_layout, token_layout)
@@ -329,26 +329,18 @@ class LearningCore(wiring.Component):
         look1, look2, look3 = Signal(), Signal(), Signal()
         m.d.sync += [look1.eq(head_stays), look2.eq(look1 & head_stays),
                      look3.eq(look2 & head_stays)]
+        bit_sel, word_sel = idx[:ceil_log2(lw)], idx[ceil_log2(lw):]
         lg = self.LOOKUP_GROUP
-        n_groups = -(-n_words // lg)
-        padded = Cat(bitmap, Const(0, n_groups * lg * lw - len(bitmap)))
-        bit_sel = idx[:ceil_log2(lw)]
-        word_in_group = idx[ceil_log2(lw):ceil_log2(lw * lg)]
-        group_sel = idx[ceil_log2(lw * lg):]
-        word_sel = idx[ceil_log2(lw):]
+        pick_group = grouped_word_select(m, bitmap, lw, lg, word_sel)
         # the index taken last cycle: its bit is not yet in the bitmap words read now
         taken_idx, taken_valid = Signal.like(idx), Signal()
-        groups1 = Signal(n_groups * lw)
         in_range1, forward1 = Signal(), Signal()
         word_hot1, bit_hot1 = Signal(n_words), Signal(lw)
-        for g in range(n_groups):
-            group = padded[g * lg * lw:(g + 1) * lg * lw]
-            m.d.sync += groups1[g * lw:(g + 1) * lw].eq(group.word_select(word_in_group, lw))
         m.d.sync += [in_range1.eq(idx < p.n_in), forward1.eq(taken_valid & (taken_idx == idx)),
                      word_hot1.eq(Const(1, n_words) << word_sel),
                      bit_hot1.eq(Const(1, lw) << bit_sel)]
         word2, fresh2 = Signal(lw), Signal()
-        m.d.sync += [word2.eq(groups1.word_select(group_sel, lw) if n_groups > 1 else groups1),
+        m.d.sync += [word2.eq(pick_group(word_sel[ceil_log2(lg):])),
                      fresh2.eq(in_range1 & ~forward1)]
         ev_new = Signal()
         m.d.sync += ev_new.eq(fresh2 & ~word2.bit_select(bit_sel, 1))

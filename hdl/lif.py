@@ -10,13 +10,13 @@
   input ``z`` traces, and in rule 1 lists ``gbar`` instead of ``psi``.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from golden.fixed import FixedParams
-from .arith import bits_for, popcount, sat
+from .arith import bits_for, grouped_word_select, popcount, sat
 from .interface import hyper_layout
 from .otpe import SurrogateAverageLanes, ZTraceLanes, gsum_word, z_word
 from .trace import TraceLanes, trace_word
@@ -373,21 +373,13 @@ class NeuronPhase(wiring.Component):
         # the slot's event bits in two steps: a word from each group of EVENT_GROUP words
         # (registered), then the group (from the registered slot)
         per_group = min(self.EVENT_GROUP, 1 << ceil_log2(self.c_in))
-        lo, groups = ceil_log2(per_group), -(-self.c_in // per_group)
-        padded = Cat(self.events, Const(0, (groups * per_group - self.c_in) * n))
-        group_words1 = Signal(groups * n)
-        for k in range(groups):
-            part = padded[k * per_group * n:(k + 1) * per_group * n]
-            m.d.sync += group_words1[k * n:(k + 1) * n].eq(
-                part.word_select(slot[:lo], n) if per_group > 1 else part)
-
+        pick_group = grouped_word_select(m, self.events, n, per_group, slot)
         # t+1: memory data appears; t+2: registered inputs into the datapaths
         nv1, tv1 = Signal(), Signal()
         c1 = Signal.like(slot)
         en1, ev1 = Signal(n), Signal(n)
         m.d.sync += [nv1.eq(nv0), tv1.eq(tv0), c1.eq(slot), en1.eq(en0)]
-        m.d.comb += ev1.eq(group_words1.word_select(c1[lo:lo + ceil_log2(groups)], n)
-                           if groups > 1 else group_words1)
+        m.d.comb += ev1.eq(pick_group(c1[ceil_log2(per_group):]))
         m.d.sync += [
             lif.i.valid.eq(nv1),
             lif.i.payload.v.eq(self.v_rd.data), lif.i.payload.acc.eq(self.i_rd.data),
