@@ -753,6 +753,12 @@ class CommandProcessor(wiring.Component):
         def restart_reader(offset):
             m.d.comb += [rd.start.eq(1), rd.offset.eq(offset)]
 
+        def offer_mem_cmd(write, data=0):
+            """Offer the current item's memory command to the core (this cycle)."""
+            cmd = self.mem_cmd.payload
+            m.d.comb += [self.mem_cmd.valid.eq(1), cmd.write.eq(write), cmd.mem.eq(mem[:3]),
+                         cmd.row.eq(row), cmd.col.eq(col), cmd.data.eq(data)]
+
         token = self.tokens.payload
 
         flags = Cat(in_sample, busy_q, result_valid, rx_overflow, rx_frame_error, naked,
@@ -1050,14 +1056,7 @@ class CommandProcessor(wiring.Component):
 
             with m.State("W_ISSUE"):
                 reply_shape(0)
-                m.d.comb += [
-                    self.mem_cmd.valid.eq(1),
-                    self.mem_cmd.payload.write.eq(1),
-                    self.mem_cmd.payload.mem.eq(mem[:3]),
-                    self.mem_cmd.payload.row.eq(row),
-                    self.mem_cmd.payload.col.eq(col),
-                    self.mem_cmd.payload.data.eq(value.as_signed()),
-                ]
+                offer_mem_cmd(1, value.as_signed())
                 with m.If(self.mem_cmd.ready):
                     with m.If(last_item):
                         ack(0)
@@ -1066,13 +1065,7 @@ class CommandProcessor(wiring.Component):
                         m.next = "W_BYTE"
 
             with m.State("MR_ISSUE"):
-                m.d.comb += [
-                    self.mem_cmd.valid.eq(1),
-                    self.mem_cmd.payload.write.eq(0),
-                    self.mem_cmd.payload.mem.eq(mem[:3]),
-                    self.mem_cmd.payload.row.eq(row),
-                    self.mem_cmd.payload.col.eq(col),
-                ]
+                offer_mem_cmd(0)
                 with m.If(self.mem_cmd.ready):
                     m.next = "MR_WAIT"
 
