@@ -292,7 +292,7 @@ def _baud_ok(clk_freq, baud, tolerance=0.02) -> bool:
 def build(board_name: str, *, small: bool = False, freq_mhz: float | None = None,
           design: str = "top", standin: bool = False, overrides: dict | None = None,
           build_dir=None, seed: int = 1, baud: int | None = None, fit: bool = False,
-          synth_only: bool = False, log=print) -> dict:
+          synth_only: bool = False, nextpnr_opts: tuple = (), log=print) -> dict:
     """Build one bitstream and return (and write) its report.
 
     ``freq_mhz`` overrides the board's target clock (the PLL gives the nearest reachable
@@ -302,6 +302,7 @@ def build(board_name: str, *, small: bool = False, freq_mhz: float | None = None
     ``"core"`` (the core alone, :mod:`boards.harness`) or ``"standin"`` (UART loopback;
     also ``standin=True``). With ``synth_only`` the build stops after Yosys; the report then
     has the cell counts and the deepest paths estimated by :mod:`boards.depth`.
+    ``nextpnr_opts`` are appended to the board's nextpnr options (e.g. ``--router router2``).
     """
     if standin:
         design = "standin"
@@ -319,7 +320,7 @@ def build(board_name: str, *, small: bool = False, freq_mhz: float | None = None
     attempts = []
     while True:
         report = _build_once(board, params, target, design, build_dir, seed, baud, log,
-                             synth_only)
+                             synth_only, tuple(nextpnr_opts))
         attempts.append({"target_mhz": report["target_mhz"], "fmax_mhz": report["fmax_mhz"],
                          "timing_met": report["timing_met"]})
         if report["timing_met"] or not fit or len(attempts) > 1 or not report["fmax_mhz"] \
@@ -341,7 +342,7 @@ def build(board_name: str, *, small: bool = False, freq_mhz: float | None = None
 
 
 def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, log,
-                synth_only=False) -> dict:
+                synth_only=False, nextpnr_opts=()) -> dict:
     t_start = time.monotonic()
     pll = board.pll(target_hz)
     clk_freq = round(float(pll.f_out))
@@ -402,7 +403,7 @@ def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, lo
                 "--svf", "top.svf"]
         bitstream = "top.bit"
     pnr += ["--log", "top.tim", "--report", "nextpnr.json", "--timing-allow-fail",
-            "--seed", str(seed), *board.nextpnr_opts]
+            "--seed", str(seed), *board.nextpnr_opts, *nextpnr_opts]
     target_mhz = float(pll.f_out) / 1e6
     report = {
         "board": board.name,
@@ -437,6 +438,7 @@ def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, lo
                   "yosys_version": _yosys_version(build_dir / "top.rpt"),
                   "lut_mapper": lut_mapper, "nextpnr": pnr[0], "pack": pack[0]},
         "seed": seed,
+        "nextpnr_opts": [*board.nextpnr_opts, *nextpnr_opts],
         "critical_path": None,
         "breakdown": hierarchy_breakdown(board.family, build_dir / "top.json"),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -577,6 +579,9 @@ def main(argv=None) -> int:
                         help="top: hdl.top.Top (default); core: the learning core alone "
                              "between registers, for its own fmax; standin: UART loopback")
     parser.add_argument("--standin", action="store_true", help="same as --design standin")
+    parser.add_argument("--nextpnr-opt", action="append", default=[], metavar="OPT",
+                        help="extra nextpnr argument, repeatable; e.g. --nextpnr-opt=--router "
+                             "--nextpnr-opt=router2")
     parser.add_argument("--build-dir", type=Path)
     parser.add_argument("--synth-only", action="store_true",
                         help="stop after Yosys: cell counts and estimated deepest paths "
@@ -592,7 +597,8 @@ def main(argv=None) -> int:
                            design=args.design, standin=args.standin,
                            overrides=dict(args.set),
                            build_dir=args.build_dir, seed=args.seed, baud=args.baud,
-                           fit=args.fit, synth_only=args.synth_only)
+                           fit=args.fit, synth_only=args.synth_only,
+                           nextpnr_opts=args.nextpnr_opt)
         except BuildError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

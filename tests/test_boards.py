@@ -267,11 +267,15 @@ def test_flow_standin(tmp_path, board_name):
     # a few seconds per board, and it must close timing at the board's target clock.
     if not _have_tools(*_TOOLS[board_name]):
         pytest.skip("YoWASP tools not installed")
+    # extra nextpnr options reach nextpnr (its log names the router) and the report
+    extra = ("--router", "router2")
     report = bb.build(board_name, small=True, build_dir=tmp_path, standin=True,
-                      log=lambda *_: None)
+                      nextpnr_opts=extra, log=lambda *_: None)
     _check_report(report, board_name, tmp_path)
     assert report["design"] == "boards.standin.StandInTop"
     assert report["timing_met"] and report["meets_board_minimum"]
+    assert report["nextpnr_opts"][-2:] == list(extra)
+    assert "Running router2" in (tmp_path / "nextpnr.log").read_text()
 
 
 @pytest.mark.skipif(not _have_top(), reason="hdl.top not written yet")
