@@ -402,8 +402,9 @@ def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, lo
         pack = [env["ECPPACK"], "--compress", "--input", "top.config", "--bit", "top.bit",
                 "--svf", "top.svf"]
         bitstream = "top.bit"
+    pnr_opts = [*board.nextpnr_opts, *nextpnr_opts]
     pnr += ["--log", "top.tim", "--report", "nextpnr.json", "--timing-allow-fail",
-            "--seed", str(seed), *board.nextpnr_opts, *nextpnr_opts]
+            "--seed", str(seed), *pnr_opts]
     target_mhz = float(pll.f_out) / 1e6
     report = {
         "board": board.name,
@@ -438,7 +439,7 @@ def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, lo
                   "yosys_version": _yosys_version(build_dir / "top.rpt"),
                   "lut_mapper": lut_mapper, "nextpnr": pnr[0], "pack": pack[0]},
         "seed": seed,
-        "nextpnr_opts": [*board.nextpnr_opts, *nextpnr_opts],
+        "nextpnr_opts": pnr_opts,
         "critical_path": None,
         "breakdown": hierarchy_breakdown(board.family, build_dir / "top.json"),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
