@@ -119,8 +119,10 @@ BOARDS = {
         clk_resource="clk25",
         target_freq=100_000_000,
         min_freq=80_000_000,
-        # SHD: 700 input channels, 20 classes.
-        params=FixedParams(n_in=700, n_hid=256, n_out=20, lanes=8),
+        # SHD: 700 input channels, 20 classes. A weight bank (22,400 words of 10 bits) in
+        # 8192-word memories: 8192 x 2 bit DP16KDs, five side by side per chunk and no
+        # cascade in depth, each chunk's read data registered next to its block RAMs.
+        params=FixedParams(n_in=700, n_hid=256, n_out=20, lanes=8, w_chunk=8192),
         small_params=FixedParams(n_in=8, n_hid=8, n_out=2, lanes=2),
         leds={"heartbeat": ("led", 0), "busy": ("led", 1), "error": ("led", 2),
               "locked": ("led", 7)},

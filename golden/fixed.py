@@ -78,6 +78,8 @@ class FixedParams:
     out_lanes: int = field(default=0, compare=False)
     #: weight banks ``W``: "bram" (dual port) or "spram" (single port, iCE40 SB_SPRAM256KA)
     weight_ram: str = field(default="bram", compare=False)
+    #: words per block-RAM memory of a weight bank (a power of two; 0: one memory per bank)
+    w_chunk: int = field(default=0, compare=False)
 
     def __post_init__(self):
         _check_int("n_in", self.n_in, 1, 4096)
@@ -98,8 +100,13 @@ class FixedParams:
         _check_int("z_bits", self.z_bits, self.tr_bits, 32)
         _check_int("gsum_bits", self.gsum_bits, self.psi_bits, 32)
         _check_int("out_lanes", self.out_lanes, 0, self.n_out)
+        if not isinstance(self.w_chunk, int) or self.w_chunk < 0 \
+                or self.w_chunk & (self.w_chunk - 1):
+            raise ValueError(f"w_chunk must be 0 or a power of two, not {self.w_chunk!r}")
         if self.weight_ram not in ("bram", "spram"):
             raise ValueError(f"weight_ram must be 'bram' or 'spram', not {self.weight_ram!r}")
+        if self.w_chunk and self.weight_ram != "bram":
+            raise ValueError("w_chunk applies to weight_ram 'bram' only")
 
     @property
     def n_pre(self) -> int:

@@ -13,8 +13,9 @@ component per concern:
 ``otpe.Normalizer``          (``otpe``) ``c`` and ``recip``, started by the STEP token
 ========================  ==========================================================
 
-Memories: ``W`` in ``lanes`` skewed banks (SPEC.md section 6), block RAM or (``weight_ram =
-"spram"``) single-port RAM (:mod:`hdl.spram`); ``W_out`` and ``B`` one word
+Memories: ``W`` in ``lanes`` skewed banks (SPEC.md section 6, :class:`hdl.weights.WeightBank`:
+block RAM in ``w_chunk``-word memories or, with ``weight_ram = "spram"``, single-port RAM;
+read latency ``WeightBank.LATENCY``); ``W_out`` and ``B`` one word
 of ``n_out`` weights per hidden neuron; ``V``, ``I``, ``s``, ``psi`` one word of ``lanes``
 neurons per group; the traces of all presynaptic sources (inputs, then hidden), ``lanes``
 per word. Built with ``otpe``: ``gsum`` (like ``V``) and ``z`` (like the traces); the neuron
@@ -40,9 +41,9 @@ from .otpe import Normalizer, gsum_word, z_word
 from .readout import Readout, ReadoutUpdatePhase, label_shape, wout_word
 from .scheduler import GroupWalker
 from .skid import SkidBuffer
-from .spram import SinglePortRAM
 from .trace import trace_word
 from .update import StochasticUpdateLanes, shares_update
+from .weights import WeightBank
 
 __all__ = ["LearningCore"]
 
@@ -162,11 +163,6 @@ class LearningCore(wiring.Component):
                 m.d.sync += hazard.eq(hazard | (rd.en & wr.en.any() & (rd.addr == wr.addr)))
             return rd, wr
 
-        def spram(name, shape, depth):
-            """Read and write port of a new single-port RAM (:mod:`hdl.spram`)."""
-            m.submodules[name] = ram = SinglePortRAM(shape, depth)
-            return ram.rd, ram.wr
-
         def registered_write(wr, name):
             """A write port whose address, data and enable reach the memory through flip-flops:
             the write lands one cycle later (no W word is read again that soon)."""
@@ -174,15 +170,15 @@ class LearningCore(wiring.Component):
             m.d.sync += [wr.addr.eq(port.addr), wr.data.eq(port.data), wr.en.eq(port.en)]
             return port
 
-        if p.weight_ram == "spram":
-            # the gradient walk's single-port schedule already registers its write-backs
-            w_ports = [spram(f"w{b}", signed(p.w_bits), p.n_pre * G) for b in range(n)]
-        else:
-            # W: a bank spans many block RAMs across the chip; its write port is registered
-            w_ports = [mem(f"w{b}", signed(p.w_bits), p.n_pre * G, rw_free=True)
-                       for b in range(n)]
-            w_ports = [(rd, registered_write(wr, f"w{b}_wr"))
-                       for b, (rd, wr) in enumerate(w_ports)]
+        # W: read latency WeightBank.LATENCY; in block RAM a bank spans many block RAMs
+        # across the chip and its write port is registered (the gradient walk's single-port
+        # schedule already registers its write-backs)
+        w_ports = []
+        for b in range(n):
+            m.submodules[f"w{b}"] = bank = WeightBank(signed(p.w_bits), p.n_pre * G,
+                                                      kind=p.weight_ram, chunk=p.w_chunk)
+            w_ports.append((bank.rd, bank.wr if p.weight_ram == "spram"
+                            else registered_write(bank.wr, f"w{b}_wr")))
         wout_rd, wout_wr = mem("w_out", wout_word(p), p.n_hid, granularity=1, rw_free=True)
         b_rd, b_wr = mem("b", wout_word(p), p.n_hid, granularity=1, rw_free=True)
         v_rd, v_wr = mem("v", v_word(p), G, rw_free=True, block=True)
@@ -313,6 +309,8 @@ class LearningCore(wiring.Component):
 
         def goto(state):
             m.next = state
+
+        mem_waits = [f"MEM_WAIT{k}" for k in range(WeightBank.LATENCY)]
 
         # dense mode walks every input row: a copy of the bitmap shifted one bit per row
         dense_bits = Signal.like(bitmap)
@@ -514,11 +512,14 @@ class LearningCore(wiring.Component):
                     goto("MEM_READ")
             with m.State("MEM_WRITE"):
                 goto("IDLE")
-            # host read-back pipeline (below): read, word registers, element registers, rsp
+            # host read-back pipeline (below): the address (MEM_READ), held while the words
+            # arrive (W after WeightBank.LATENCY cycles, the other memories after one), word
+            # registers, element registers, rsp
             with m.State("MEM_READ"):
-                goto("MEM_WAIT")
-            with m.State("MEM_WAIT"):
-                goto("MEM_ELEM")
+                goto(mem_waits[0])
+            for k, wait in enumerate(mem_waits):
+                with m.State(wait):
+                    goto(mem_waits[k + 1] if k + 1 < len(mem_waits) else "MEM_ELEM")
             with m.State("MEM_ELEM"):
                 goto("MEM_SELECT")
             with m.State("MEM_SELECT"):
@@ -542,7 +543,7 @@ class LearningCore(wiring.Component):
         with m.If(arg_valid & ((arg_k == 0) | (arg_score > best))):
             m.d.sync += [best.eq(arg_score), best_k.eq(arg_k)]
 
-        # -- host read-back: the words read (MEM_WAIT), one element per memory (MEM_ELEM), then
+        # -- host read-back: the words read (MEM_WAIT*), one element per memory (MEM_ELEM), then
         # the memory selected into rsp (MEM_SELECT); no more than a few LUT levels per cycle
         word_w = Signal(data.ArrayLayout(signed(p.w_bits), n))
         word_wout, word_b, word_v = Signal(wout_word(p)), Signal(wout_word(p)), Signal(v_word(p))
@@ -562,7 +563,9 @@ class LearningCore(wiring.Component):
                 for mem in Memory:
                     with m.Case(mem):
                         m.d.sync += rsp.eq(elem[mem])
-        in_mem = st("MEM_READ") | st("MEM_WAIT") | st("MEM_WRITE")
+        in_mem = st("MEM_READ") | st("MEM_WRITE")
+        for wait in mem_waits:
+            in_mem |= st(wait)
         in_acc = st("ACC_DENSE") | st("ACC_REC") | st("ACC_DRAIN")
         in_readout = (st("READOUT_DECAY") | st("READOUT_ADD") | st("READOUT_TAIL")
                       | st("READOUT_FINISH"))

@@ -22,6 +22,7 @@ from .readout import wout_word, y_word
 from .rng import Xorshift32
 from .trace import grad_trace_word
 from .update import StochasticUpdateLanes, shares_update, update_signatures
+from .weights import WeightBank
 
 __all__ = ["LearningSignal", "GradientWalk"]
 
@@ -121,7 +122,7 @@ class GradientWalk(wiring.Component):
     reseed : Signal(1), in
     err : y_word, in
     fb_rd : read port of the feedback row (``W_out`` column or ``B`` row ``j``), out
-    w_rd, w_wr : per-bank weight memory ports, out
+    w_rd, w_wr : per-bank weight memory ports (read latency ``WeightBank.LATENCY``), out
     tr_rd : trace read port (``a``, or ``z`` in rule 1: the core selects), out
     rng_state : hidden generator states, out
     upd_i, upd_o : the synapse update stream to and from the core's shared
@@ -211,13 +212,15 @@ class GradientWalk(wiring.Component):
         last = issue & c_last
         load = buf_valid & (~walking | last)
         buf_write = Signal()
-        # the write-back passes wb_regs registers (after the rotation muxes); a single-port
-        # bank needs an odd number of edges from a read to the write of its result
-        to_update = 3  # edges from an issue to the update's input: memory, data, rotation
+        # edges from an issue to the update's input: the memory's latency, data register,
+        # rotation; the write-back passes wb_regs registers (after the rotation muxes); a
+        # single-port bank needs an odd number of edges from a read to the write of its result
+        L = WeightBank.LATENCY
+        to_update = L + 2
         wb_regs = 1
         if single and (to_update + StochasticUpdateLanes.LATENCY + wb_regs) % 2 == 0:
             wb_regs += 1
-        drain_cycles = StochasticUpdateLanes.LATENCY + 4 + wb_regs
+        drain_cycles = StochasticUpdateLanes.LATENCY + to_update + 1 + wb_regs
         drain = Signal(range(drain_cycles + 1))
 
         m.d.comb += [self.fb_rd.addr.eq(self.neurons.payload.j), self.fb_rd.en.eq(1)]
@@ -276,33 +279,47 @@ class GradientWalk(wiring.Component):
                          rngs[l].advance.eq(lane_en[l])]
         for b in range(n):
             m.d.comb += [self.w_rd[b].addr.eq(bank_addr[b]), self.w_rd[b].en.eq(1)]
-        m.d.comb += [self.tr_rd.addr.eq(c), self.tr_rd.en.eq(1)]
 
-        # t+1: memory data registered as it is, the enables rotated from lanes to banks;
-        # t+2: weights rotated from banks to lanes
-        v1, v2 = Signal(), Signal()
-        t1, t2 = Signal(tag), Signal(tag)
-        r1, r2 = Signal(data.ArrayLayout(unsigned(32), n)), Signal(data.ArrayLayout(unsigned(32), n))
-        m1, m2 = Signal(signed(p.l_bits)), Signal(signed(p.l_bits))
-        a2 = Signal(grad_trace_word(p, n))
-        bank2 = [Signal(signed(p.w_bits), name=f"bank2_{b}") for b in range(n)]
+        # the issue's valid, tag, draws and modulator, delayed: stage[k] holds them in cycle
+        # t + k, the enables rotated from lanes to banks on the way into t + 2; the weights are
+        # on w_rd in t + L (L = WeightBank.LATENCY), registered, then rotated from banks to
+        # lanes into the update's input with the trace word (read in t + L - 1)
+        stage = {k: (Signal(name=f"v{k}"), Signal(tag, name=f"t{k}"),
+                     Signal(data.ArrayLayout(unsigned(32), n), name=f"r{k}"),
+                     Signal(signed(p.l_bits), name=f"m{k}")) for k in range(1, L + 2)}
+        v1, t1, r1, m1 = stage[1]
         m.d.sync += [v1.eq(issue), t1.rot.eq(rot), t1.en.eq(lane_en), m1.eq(mod)]
         m.d.sync += [t1.addr[b].eq(bank_addr[b]) for b in range(n)]
         m.d.sync += [r1[l].eq(rngs[l].value) for l in range(n)]
-        m.d.sync += [v2.eq(v1), t2.eq(t1), r2.eq(r1), m2.eq(m1), a2.eq(self.tr_rd.data)]
-        with m.Switch(t1.rot):
-            for r in range(n):
-                with m.Case(r):
-                    m.d.sync += [t2.en[b].eq(t1.en[(b - r) % n]) for b in range(n)]
-        m.d.sync += [bank2[b].eq(self.w_rd[b].data) for b in range(n)]
-        m.d.sync += [syn_i.valid.eq(v2), syn_i.payload.tag.eq(t2), syn_i.payload.r.eq(r2),
-                     syn_i.payload.a.eq(a2)]
-        m.d.sync += [syn_i.payload.x[l].eq(m2) for l in range(n)]
+        for k in range(2, L + 2):
+            (v, t, r, mk), (pv, pt, pr, pm) = stage[k], stage[k - 1]
+            m.d.sync += [v.eq(pv), t.addr.eq(pt.addr), t.rot.eq(pt.rot), r.eq(pr), mk.eq(pm)]
+            if k == 2:
+                with m.Switch(pt.rot):
+                    for rr in range(n):
+                        with m.Case(rr):
+                            m.d.sync += [t.en[b].eq(pt.en[(b - rr) % n]) for b in range(n)]
+            else:
+                m.d.sync += t.en.eq(pt.en)
+        tr_c = c
+        for k in range(L - 1):
+            delayed = Signal.like(c, name=f"tr_c{k + 1}")
+            m.d.sync += delayed.eq(tr_c)
+            tr_c = delayed
+        m.d.comb += [self.tr_rd.addr.eq(tr_c), self.tr_rd.en.eq(1)]
+        a_in = Signal(grad_trace_word(p, n))
+        bank = [Signal(signed(p.w_bits), name=f"bank_{b}") for b in range(n)]
+        m.d.sync += [a_in.eq(self.tr_rd.data)]
+        m.d.sync += [bank[b].eq(self.w_rd[b].data) for b in range(n)]
+        v_u, t_u, r_u, m_u = stage[L + 1]
+        m.d.sync += [syn_i.valid.eq(v_u), syn_i.payload.tag.eq(t_u), syn_i.payload.r.eq(r_u),
+                     syn_i.payload.a.eq(a_in)]
+        m.d.sync += [syn_i.payload.x[l].eq(m_u) for l in range(n)]
         for l in range(n):
-            with m.Switch(t2.rot):
+            with m.Switch(t_u.rot):
                 for r in range(n):
                     with m.Case(r):
-                        m.d.sync += syn_i.payload.w[l].eq(bank2[(l + r) % n])
+                        m.d.sync += syn_i.payload.w[l].eq(bank[(l + r) % n])
 
         # write back: weights rotated from lanes to banks into registers, then wb_regs - 1 more
         out = syn_o.payload

@@ -20,6 +20,7 @@ from .arith import bits_for, grouped_word_select, popcount, sat
 from .interface import hyper_layout
 from .otpe import SurrogateAverageLanes, ZTraceLanes, gsum_word, z_word
 from .trace import TraceLanes, trace_word
+from .weights import WeightBank
 
 __all__ = ["v_word", "acc_word", "psi_word", "group_entry", "LifLanes", "SynapticAccumulator",
            "NeuronPhase"]
@@ -146,11 +147,14 @@ class SynapticAccumulator(wiring.Component):
         A row is waiting or being walked, or the pipeline is draining.
     row_added : Signal(1), out
         Pulses when a row with ``add`` is accepted (counts ``n_hid`` synaptic operations).
-    w_rd : ``lanes`` read ports of the weight banks (same address for every bank).
+    w_rd : ``lanes`` read ports of the weight banks (same address for every bank; latency
+        ``WeightBank.LATENCY``).
     i_rd, i_wr : accumulator memory ports.
     """
 
-    HAZARD = 4  # I read at t + 1, written at t + 4: the next read of that word at t + 5
+    #: an ``I`` word is read at t + L (L = ``WeightBank.LATENCY``) and written at t + L + 3:
+    #: it is issued again no sooner than HAZARD cycles later
+    HAZARD = 4
 
     def __init__(self, p: FixedParams):
         self.p = p
@@ -206,38 +210,43 @@ class SynapticAccumulator(wiring.Component):
         for b in range(n):
             m.d.comb += [self.w_rd[b].addr.eq(addr), self.w_rd[b].en.eq(1)]
 
-        # t+1: bank outputs registered as they are; the accumulator word read
-        v1, g1 = Signal(), Signal(range(max(G, 2)))
-        rot1, add1 = Signal.like(rot), Signal()
-        m.d.sync += [v1.eq(issue), g1.eq(slot), rot1.eq(rot), add1.eq(add)]
-        m.d.comb += [self.i_rd.addr.eq(g1), self.i_rd.en.eq(1)]
-        bank2 = [Signal(signed(p.w_bits), name=f"bank2_{b}") for b in range(n)]
-        v2, g2 = Signal(), Signal.like(g1)
-        rot2, add2 = Signal.like(rot), Signal()
-        m.d.sync += [v2.eq(v1), g2.eq(g1), rot2.eq(rot1), add2.eq(add1)]
-        m.d.sync += [bank2[b].eq(self.w_rd[b].data) for b in range(n)]
-        # t+2: weights rotated from banks to lanes; accumulator word registered
-        w3 = [Signal(signed(p.w_bits), name=f"w3_{l}") for l in range(n)]
-        i3 = Signal(acc_word(p))
-        v3, g3 = Signal(), Signal.like(g1)
-        m.d.sync += [v3.eq(v2), g3.eq(g2), i3.eq(self.i_rd.data)]
+        # the issue's valid, group, rotation and add flag, delayed: stage[k] holds them in
+        # cycle t + k (the weights are on w_rd in t + L, L = WeightBank.LATENCY)
+        L = WeightBank.LATENCY
+        stage = [(issue, slot, rot, add)]
+        for k in range(1, L + 4):
+            regs = (Signal(name=f"v{k}"), Signal(range(max(G, 2)), name=f"g{k}"),
+                    Signal.like(rot, name=f"rot{k}"), Signal(name=f"add{k}"))
+            m.d.sync += [r.eq(prev) for r, prev in zip(regs, stage[-1])]
+            stage.append(regs)
+        # t+L: bank outputs registered as they are; the accumulator word read
+        m.d.comb += [self.i_rd.addr.eq(stage[L][1]), self.i_rd.en.eq(1)]
+        bank = [Signal(signed(p.w_bits), name=f"bank_{b}") for b in range(n)]
+        m.d.sync += [bank[b].eq(self.w_rd[b].data) for b in range(n)]
+        # t+L+1: weights rotated from banks to lanes; accumulator word registered
+        _, _, rot_b, add_b = stage[L + 1]
+        w_lane = [Signal(signed(p.w_bits), name=f"w_lane{l}") for l in range(n)]
+        i_word = Signal(acc_word(p))
+        m.d.sync += i_word.eq(self.i_rd.data)
         for lane in range(n):
             # neuron j = g*n + lane lives in bank (row + lane) mod n
             sel = Signal(signed(p.w_bits), name=f"wsel{lane}")
-            with m.Switch(rot2):
+            with m.Switch(rot_b):
                 for r in range(n):
                     with m.Case(r):
-                        m.d.comb += sel.eq(bank2[(r + lane) % n])
-            m.d.sync += w3[lane].eq(Mux(add2, sel, 0))
-        # t+3: add
-        v4, g4 = Signal(), Signal.like(g1)
-        s4 = Signal(acc_word(p))
-        m.d.sync += [v4.eq(v3), g4.eq(g3)]
+                        m.d.comb += sel.eq(bank[(r + lane) % n])
+            m.d.sync += w_lane[lane].eq(Mux(add_b, sel, 0))
+        # t+L+2: add
+        total = Signal(acc_word(p))
         for lane in range(n):
-            m.d.sync += s4[lane].eq(i3[lane] + w3[lane])
-        # t+4: write back
-        m.d.comb += [self.i_wr.addr.eq(g4), self.i_wr.data.eq(s4), self.i_wr.en.eq(v4)]
-        m.d.comb += self.busy.eq(buf_valid | walking | v1 | v2 | v3 | v4)
+            m.d.sync += total[lane].eq(i_word[lane] + w_lane[lane])
+        # t+L+3: write back
+        valid_w, g_w = stage[L + 3][:2]
+        m.d.comb += [self.i_wr.addr.eq(g_w), self.i_wr.data.eq(total), self.i_wr.en.eq(valid_w)]
+        busy = buf_valid | walking
+        for v, *_ in stage[1:]:
+            busy |= v
+        m.d.comb += self.busy.eq(busy)
         return m
 
 

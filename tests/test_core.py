@@ -104,8 +104,10 @@ def test_core_otpe_lanes1_steps():
 
 def test_core_otpe_lanes2_recurrent_random_feedback():
     """Rule 1, lanes = 2, recurrent (z_hid of the previous step), random feedback, event and
-    dense mode; then rule 0 on the same build."""
-    run_core("otpe_lanes2", dict(SMALL, n_in=13, recurrent=True, lanes=2), samples=4, T=12,
+    dense mode; then rule 0 on the same build. Weight banks of 232 words in 64-word chunks
+    (the last one shorter)."""
+    run_core("otpe_lanes2", dict(SMALL, n_in=13, recurrent=True, lanes=2, w_chunk=64),
+             samples=4, T=12,
              seed=14, hyper=dict(OTPE, feedback=1, seed=0xC0FFEE), dense_too=True,
              check_steps=True,
              then=[dict(samples=2, T=12, seed=15, hyper=dict(rule=0, feedback=0),

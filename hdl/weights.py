@@ -1,0 +1,115 @@
+"""One bank of the weight memory ``W`` (SPEC.md section 6): block RAM in chunks, or SPRAM.
+
+A bank of the SHD configuration holds 22,400 words of 10 bits; on an ECP5 one
+``memory.Memory`` of that size becomes block RAMs cascaded in depth, and the select between
+them after the read cost the routed critical path (a DP16KD's output across the chip into a
+LUT and a register, 14.2 ns). Here a bank is built from ``chunk``-word memories, each with
+its own read-data register next to its block RAMs; the chunk is selected a cycle later,
+from registers. Every bank kind has the same read latency, so the users' pipelines do not
+depend on the memory.
+"""
+
+from amaranth.hdl import Module, Shape, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import Out
+from amaranth.utils import ceil_log2
+
+from .spram import SinglePortRAM
+
+__all__ = ["WeightBank"]
+
+
+class WeightBank(wiring.Component):
+    """``depth`` words of ``shape`` with a read latency of :attr:`LATENCY` cycles.
+
+    A cycle with ``rd.en`` reads ``rd.addr``: the word is on ``rd.data`` from ``LATENCY``
+    cycles later until the next read's word replaces it. A cycle with ``wr.en`` writes
+    ``wr.data`` at ``wr.addr``. Block RAM (``kind == "bram"``): the users never read a word in
+    the cycle it is written (the read data would be undefined; synthesis is told so with
+    ``no_rw_check``). Single-port RAM (``kind == "spram"``, :class:`hdl.spram.SinglePortRAM`):
+    the users never read and write in the same cycle, and a read issued in the cycle after a
+    write returns an undefined word.
+
+    Parameters
+    ----------
+    shape : shape of a word
+    depth : int
+    kind : "bram" or "spram"
+    chunk : int
+        Words per memory (a power of two; 0: one memory). ``bram`` only.
+
+    Interface attributes
+    --------------------
+    rd : memory.ReadPort.Signature (``LATENCY`` cycles)
+    wr : memory.WritePort.Signature (one enable bit)
+    """
+
+    #: cycles from a read's address to its word on ``rd.data``
+    LATENCY = 2
+
+    def __init__(self, shape, depth: int, kind: str = "bram", chunk: int = 0):
+        if kind not in ("bram", "spram"):
+            raise ValueError(f"kind must be 'bram' or 'spram', not {kind!r}")
+        if chunk < 0 or chunk & (chunk - 1):
+            raise ValueError(f"chunk must be 0 or a power of two, not {chunk!r}")
+        if chunk and kind != "bram":
+            raise ValueError("chunk applies to kind 'bram' only")
+        self.shape, self.depth, self.kind = Shape.cast(shape), depth, kind
+        self.chunk = chunk if 0 < chunk < depth else depth
+        aw = ceil_log2(depth)
+        super().__init__({
+            "rd": Out(memory.ReadPort.Signature(addr_width=aw, shape=shape)),
+            "wr": Out(memory.WritePort.Signature(addr_width=aw, shape=shape)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rd, wr = self.rd, self.wr
+        en1 = Signal()
+        m.d.sync += en1.eq(rd.en)
+        if self.kind == "spram":
+            m.submodules.ram = ram = SinglePortRAM(self.shape, self.depth)
+            m.d.comb += [ram.rd.addr.eq(rd.addr), ram.rd.en.eq(rd.en),
+                         ram.wr.addr.eq(wr.addr), ram.wr.data.eq(wr.data),
+                         ram.wr.en.eq(wr.en)]
+            with m.If(en1):
+                m.d.sync += rd.data.eq(ram.rd.data)
+            return m
+
+        # chunk c holds words c*chunk .. (c+1)*chunk - 1; its read data is registered where
+        # its block RAMs are (the memory's own read register, then one in the fabric)
+        n_chunks = -(-self.depth // self.chunk)
+        low = ceil_log2(self.chunk)
+        words = Signal(range(n_chunks), name="rd_chunk")
+        words1, words2 = Signal.like(words), Signal.like(words)
+        m.d.comb += words.eq(rd.addr[low:] if n_chunks > 1 else 0)
+        with m.If(rd.en):
+            m.d.sync += words1.eq(words)
+        with m.If(en1):
+            m.d.sync += words2.eq(words1)
+        held = []
+        for c in range(n_chunks):
+            depth = min(self.chunk, self.depth - c * self.chunk)
+            mem = memory.Memory(shape=self.shape, depth=depth, init=[],
+                                attrs={"no_rw_check": 1})
+            m.submodules[f"chunk{c}"] = mem
+            # an asynchronous read and a data register: synthesis makes them a synchronous
+            # block RAM read (no read-during-write logic: no_rw_check)
+            port = mem.read_port(domain="comb")
+            data1 = Signal(self.shape, name=f"chunk{c}_data1")
+            data2 = Signal(self.shape, name=f"chunk{c}_data2")
+            m.d.comb += port.addr.eq(rd.addr[:ceil_log2(depth)])
+            with m.If(rd.en):
+                m.d.sync += data1.eq(port.data)
+            with m.If(en1):
+                m.d.sync += data2.eq(data1)
+            held.append(data2)
+            wport = mem.write_port()
+            hit = (wr.addr[low:] == c) if n_chunks > 1 else 1
+            m.d.comb += [wport.addr.eq(wr.addr[:ceil_log2(depth)]), wport.data.eq(wr.data),
+                         wport.en.eq(wr.en & hit)]
+        with m.Switch(words2):
+            for c in range(n_chunks):
+                with m.Case(c):
+                    m.d.comb += rd.data.eq(held[c])
+        return m
