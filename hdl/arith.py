@@ -8,7 +8,10 @@ from amaranth.utils import ceil_log2
 
 
 def sat(value, bits: int) -> Value:
-    """Clamp a (signed or unsigned) expression to the signed ``bits``-bit range."""
+    """Clamp a (signed or unsigned) expression to the signed ``bits``-bit range.
+
+    The range checks are bit tests of the bits above ``bits - 1`` (not comparisons, which
+    synthesis maps to carry chains after the ones that computed ``value``)."""
     value = Value.cast(value)
     shape = value.shape()
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
@@ -17,26 +20,25 @@ def sat(value, bits: int) -> Value:
     if not shape.signed and shape.width < bits:
         return value
     inner = value[:bits].as_signed()
-    result = Mux(value > hi, Const(hi, signed(bits)), inner)
     if shape.signed:
-        result = Mux(value < lo, Const(lo, signed(bits)), result)
-    return result
+        sign, upper = value[-1], value[bits - 1:-1]
+        over, under = ~sign & upper.any(), sign & ~upper.all()
+        return Mux(over, Const(hi, signed(bits)), Mux(under, Const(lo, signed(bits)), inner))
+    return Mux(value[bits - 1:].any(), Const(hi, signed(bits)), inner)
 
 
 def usat(value, bits: int) -> Value:
-    """Clamp an expression to the unsigned ``bits``-bit range ``[0, 2**bits - 1]``."""
+    """Clamp an expression to the unsigned ``bits``-bit range ``[0, 2**bits - 1]`` (bit tests,
+    as :func:`sat`)."""
     value = Value.cast(value)
     shape = value.shape()
-    hi = (1 << bits) - 1
-    if shape.width <= bits:
-        inner = value.as_unsigned() if not shape.signed else value[:bits].as_unsigned()
-    else:
-        inner = value[:bits].as_unsigned()
-    result = Mux(value > hi, Const(hi, unsigned(bits)), inner) if (
-        shape.width > bits or (shape.signed and shape.width > bits + 1)) else inner
-    if shape.signed:
-        result = Mux(value < 0, Const(0, unsigned(bits)), result)
-    return result
+    hi = Const((1 << bits) - 1, unsigned(bits))
+    inner = value[:bits].as_unsigned()
+    if not shape.signed:
+        return Mux(value[bits:].any(), hi, inner) if shape.width > bits else inner
+    sign = value[-1]
+    result = Mux(~sign & value[bits:-1].any(), hi, inner) if shape.width > bits + 1 else inner
+    return Mux(sign, Const(0, unsigned(bits)), result)
 
 
 def clog2(n: int) -> int:
