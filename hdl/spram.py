@@ -10,10 +10,17 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["SinglePortRAM", "SPRAM_DEPTH", "SPRAM_WIDTH"]
+__all__ = ["SinglePortRAM", "SPRAM_DEPTH", "SPRAM_WIDTH", "ram_ports"]
 
 SPRAM_DEPTH = 16384
 SPRAM_WIDTH = 16
+
+
+def ram_ports(shape, depth: int) -> dict:
+    """Signature members ``rd`` and ``wr`` of a RAM of ``depth`` words of ``shape``."""
+    aw = ceil_log2(depth)
+    return {"rd": Out(memory.ReadPort.Signature(addr_width=aw, shape=shape)),
+            "wr": Out(memory.WritePort.Signature(addr_width=aw, shape=shape))}
 
 
 class SinglePortRAM(wiring.Component):
@@ -41,11 +48,7 @@ class SinglePortRAM(wiring.Component):
         if self.shape.width > SPRAM_WIDTH or depth > SPRAM_DEPTH:
             raise ValueError(f"a single-port RAM holds at most {SPRAM_DEPTH} words of "
                              f"{SPRAM_WIDTH} bits, not {depth} of {self.shape.width}")
-        aw = ceil_log2(depth)
-        super().__init__({
-            "rd": Out(memory.ReadPort.Signature(addr_width=aw, shape=shape)),
-            "wr": Out(memory.WritePort.Signature(addr_width=aw, shape=shape)),
-        })
+        super().__init__(ram_ports(shape, depth))
 
     def elaborate(self, platform):
         m = Module()

@@ -11,10 +11,9 @@ depend on the memory.
 
 from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import Out
 from amaranth.utils import ceil_log2
 
-from .spram import SinglePortRAM
+from .spram import SinglePortRAM, ram_ports
 
 __all__ = ["WeightBank"]
 
@@ -56,11 +55,7 @@ class WeightBank(wiring.Component):
             raise ValueError("chunk applies to kind 'bram' only")
         self.shape, self.depth, self.kind = Shape.cast(shape), depth, kind
         self.chunk = chunk if 0 < chunk < depth else depth
-        aw = ceil_log2(depth)
-        super().__init__({
-            "rd": Out(memory.ReadPort.Signature(addr_width=aw, shape=shape)),
-            "wr": Out(memory.WritePort.Signature(addr_width=aw, shape=shape)),
-        })
+        super().__init__(ram_ports(shape, depth))
 
     def elaborate(self, platform):
         m = Module()
