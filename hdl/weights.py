@@ -5,9 +5,14 @@ A bank of the SHD configuration holds 22,400 words of 10 bits; on an ECP5 one
 them after the read cost the routed critical path (a DP16KD's output across the chip into a
 LUT and a register, 14.2 ns). Here a bank is built from ``chunk``-word memories, each with
 its own read-data register next to its block RAMs; the chunk is selected a cycle later,
-from registers. Every bank kind has the same read latency, so the users' pipelines do not
-depend on the memory.
+from registers. The ports' inputs (address, data, enables) are registered too: the users
+multiplex several sources onto them, and that multiplexer's select (the core's state) to a
+block RAM's address pins was the next routed critical path (14.1 ns, 12.65 ns of routing).
+Reads and writes are both delayed by that register, so their order is unchanged. Every bank
+kind has the same read latency, so the users' pipelines do not depend on the memory.
 """
+
+from types import SimpleNamespace
 
 from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import memory, wiring
@@ -18,12 +23,24 @@ from .spram import SinglePortRAM, ram_ports
 __all__ = ["WeightBank"]
 
 
+def _registered(m, port, members, name):
+    """A namespace of registered copies of ``port``'s ``members`` (one cycle later)."""
+    copy = SimpleNamespace()
+    for member in members:
+        value = getattr(port, member)
+        reg = Signal.like(value, name=f"{name}_{member}")
+        m.d.sync += reg.eq(value)
+        setattr(copy, member, reg)
+    return copy
+
+
 class WeightBank(wiring.Component):
     """``depth`` words of ``shape`` with a read latency of :attr:`LATENCY` cycles.
 
     A cycle with ``rd.en`` reads ``rd.addr``: the word is on ``rd.data`` from ``LATENCY``
     cycles later until the next read's word replaces it. A cycle with ``wr.en`` writes
-    ``wr.data`` at ``wr.addr``. Block RAM (``kind == "bram"``): the users never read a word in
+    ``wr.data`` at ``wr.addr`` (the memory is written a cycle later, and a read issued in the
+    next cycle sees the word). The rules below are stated in the cycles the ports are driven. Block RAM (``kind == "bram"``): the users never read a word in
     the cycle it is written (the read data would be undefined; synthesis is told so with
     ``no_rw_check``). Single-port RAM (``kind == "spram"``, :class:`hdl.spram.SinglePortRAM`):
     the users never read and write in the same cycle, and a read issued in the cycle after a
@@ -43,8 +60,9 @@ class WeightBank(wiring.Component):
     wr : memory.WritePort.Signature (one enable bit)
     """
 
-    #: cycles from a read's address to its word on ``rd.data``
-    LATENCY = 2
+    #: cycles from a read's address to its word on ``rd.data`` (input register, memory
+    #: read, chunk data register)
+    LATENCY = 3
 
     def __init__(self, shape, depth: int, kind: str = "bram", chunk: int = 0):
         if kind not in ("bram", "spram"):
@@ -59,7 +77,10 @@ class WeightBank(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        rd, wr = self.rd, self.wr
+        # the ports' inputs registered: ``rd``/``wr`` below are the copies of the cycle before
+        rd = _registered(m, self.rd, ("addr", "en"), "rd_q")
+        wr = _registered(m, self.wr, ("addr", "data", "en"), "wr_q")
+        rd.data = self.rd.data
         en1 = Signal()
         m.d.sync += en1.eq(rd.en)
         if self.kind == "spram":
