@@ -5,14 +5,13 @@ A bank of the SHD configuration holds 22,400 words of 10 bits; on an ECP5 one
 them after the read cost the routed critical path (a DP16KD's output across the chip into a
 LUT and a register, 14.2 ns). Here a bank is built from ``chunk``-word memories, each with
 its own read-data register next to its block RAMs; the chunk is selected a cycle later,
-from registers. The ports' inputs (address, data, enables) are registered too: the users
-multiplex several sources onto them, and that multiplexer's select (the core's state) to a
-block RAM's address pins was the next routed critical path (14.1 ns, 12.65 ns of routing).
-Reads and writes are both delayed by that register, so their order is unchanged. Every bank
+from registers. The ports' inputs (address, data, enables) are registered too, per chunk:
+the users multiplex several sources onto them, and that multiplexer's select (the core's
+state) to a block RAM's address pins was the next routed critical path (14.1 ns, 12.65 ns
+of routing). Reads and writes are both delayed by that register, so their order is
+unchanged. Every bank
 kind has the same read latency, so the users' pipelines do not depend on the memory.
 """
-
-from types import SimpleNamespace
 
 from amaranth.hdl import Module, Shape, Signal
 from amaranth.lib import memory, wiring
@@ -21,17 +20,6 @@ from amaranth.utils import ceil_log2
 from .spram import SinglePortRAM, ram_ports
 
 __all__ = ["WeightBank"]
-
-
-def _registered(m, port, members, name):
-    """A namespace of registered copies of ``port``'s ``members`` (one cycle later)."""
-    copy = SimpleNamespace()
-    for member in members:
-        value = getattr(port, member)
-        reg = Signal.like(value, name=f"{name}_{member}")
-        m.d.sync += reg.eq(value)
-        setattr(copy, member, reg)
-    return copy
 
 
 class WeightBank(wiring.Component):
@@ -77,54 +65,66 @@ class WeightBank(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # the ports' inputs registered: ``rd``/``wr`` below are the copies of the cycle before
-        rd = _registered(m, self.rd, ("addr", "en"), "rd_q")
-        wr = _registered(m, self.wr, ("addr", "data", "en"), "wr_q")
-        rd.data = self.rd.data
-        en1 = Signal()
-        m.d.sync += en1.eq(rd.en)
+        rd, wr = self.rd, self.wr
         if self.kind == "spram":
             m.submodules.ram = ram = SinglePortRAM(self.shape, self.depth)
-            m.d.comb += [ram.rd.addr.eq(rd.addr), ram.rd.en.eq(rd.en),
+            en1 = Signal()
+            m.d.sync += [ram.rd.addr.eq(rd.addr), ram.rd.en.eq(rd.en), en1.eq(ram.rd.en),
                          ram.wr.addr.eq(wr.addr), ram.wr.data.eq(wr.data),
                          ram.wr.en.eq(wr.en)]
             with m.If(en1):
                 m.d.sync += rd.data.eq(ram.rd.data)
             return m
 
-        # chunk c holds words c*chunk .. (c+1)*chunk - 1; its read data is registered where
-        # its block RAMs are (the memory's own read register, then one in the fabric)
+        # chunk c holds words c*chunk .. (c+1)*chunk - 1. Each chunk has its own input
+        # registers (loaded only for its own words, so synthesis keeps them apart and places
+        # each next to its block RAMs), the memory's read register, and a data register in
+        # the fabric; the chunk is selected from those data registers.
         n_chunks = -(-self.depth // self.chunk)
         low = ceil_log2(self.chunk)
-        words = Signal(range(n_chunks), name="rd_chunk")
-        words1, words2 = Signal.like(words), Signal.like(words)
-        m.d.comb += words.eq(rd.addr[low:] if n_chunks > 1 else 0)
+        chunk_of = (lambda addr: addr[low:]) if n_chunks > 1 else (lambda addr: 0)
+        # the chunk index of a read, one register per cycle of the pipeline
+        words = [Signal(range(n_chunks), name=f"rd_chunk{k}") for k in range(self.LATENCY)]
+        en = [Signal(name=f"rd_en{k}") for k in range(self.LATENCY - 1)]
+        m.d.sync += en[0].eq(rd.en)
         with m.If(rd.en):
-            m.d.sync += words1.eq(words)
-        with m.If(en1):
-            m.d.sync += words2.eq(words1)
+            m.d.sync += words[0].eq(chunk_of(rd.addr))
+        for k in range(1, self.LATENCY):
+            if k < self.LATENCY - 1:
+                m.d.sync += en[k].eq(en[k - 1])
+            with m.If(en[k - 1]):
+                m.d.sync += words[k].eq(words[k - 1])
         held = []
         for c in range(n_chunks):
             depth = min(self.chunk, self.depth - c * self.chunk)
+            aw = ceil_log2(depth)
             mem = memory.Memory(shape=self.shape, depth=depth, init=[],
                                 attrs={"no_rw_check": 1})
             m.submodules[f"chunk{c}"] = mem
+            rd_hit, wr_hit = rd.en & (chunk_of(rd.addr) == c), wr.en & (chunk_of(wr.addr) == c)
+            rd_addr = Signal(aw, name=f"chunk{c}_rd_addr")
+            rd_en, rd_en1 = Signal(name=f"chunk{c}_rd_en"), Signal(name=f"chunk{c}_rd_en1")
+            m.d.sync += [rd_en.eq(rd_hit), rd_en1.eq(rd_en)]
+            with m.If(rd_hit):
+                m.d.sync += rd_addr.eq(rd.addr[:aw])
+            wport = mem.write_port()
+            wr_en = Signal(name=f"chunk{c}_wr_en")
+            m.d.sync += wr_en.eq(wr_hit)
+            with m.If(wr_hit):
+                m.d.sync += [wport.addr.eq(wr.addr[:aw]), wport.data.eq(wr.data)]
+            m.d.comb += wport.en.eq(wr_en)
             # an asynchronous read and a data register: synthesis makes them a synchronous
             # block RAM read (no read-during-write logic: no_rw_check)
             port = mem.read_port(domain="comb")
             data1 = Signal(self.shape, name=f"chunk{c}_data1")
             data2 = Signal(self.shape, name=f"chunk{c}_data2")
-            m.d.comb += port.addr.eq(rd.addr[:ceil_log2(depth)])
-            with m.If(rd.en):
+            m.d.comb += port.addr.eq(rd_addr)
+            with m.If(rd_en):
                 m.d.sync += data1.eq(port.data)
-            with m.If(en1):
+            with m.If(rd_en1):
                 m.d.sync += data2.eq(data1)
             held.append(data2)
-            wport = mem.write_port()
-            hit = (wr.addr[low:] == c) if n_chunks > 1 else 1
-            m.d.comb += [wport.addr.eq(wr.addr[:ceil_log2(depth)]), wport.data.eq(wr.data),
-                         wport.en.eq(wr.en & hit)]
-        with m.Switch(words2):
+        with m.Switch(words[-1]):
             for c in range(n_chunks):
                 with m.Case(c):
                     m.d.comb += rd.data.eq(held[c])
