@@ -83,17 +83,8 @@ class WeightBank(wiring.Component):
         n_chunks = -(-self.depth // self.chunk)
         low = ceil_log2(self.chunk)
         chunk_of = (lambda addr: addr[low:]) if n_chunks > 1 else (lambda addr: 0)
-        # the chunk index of a read, one register per cycle of the pipeline
-        words = [Signal(range(n_chunks), name=f"rd_chunk{k}") for k in range(self.LATENCY)]
-        en = [Signal(name=f"rd_en{k}") for k in range(self.LATENCY - 1)]
-        m.d.sync += en[0].eq(rd.en)
-        with m.If(rd.en):
-            m.d.sync += words[0].eq(chunk_of(rd.addr))
-        for k in range(1, self.LATENCY):
-            if k < self.LATENCY - 1:
-                m.d.sync += en[k].eq(en[k - 1])
-            with m.If(en[k - 1]):
-                m.d.sync += words[k].eq(words[k - 1])
+        # the chunk of the word on rd.data: the last chunk whose data register was loaded
+        selected = Signal(range(n_chunks), name="rd_chunk")
         held = []
         for c in range(n_chunks):
             depth = min(self.chunk, self.depth - c * self.chunk)
@@ -122,9 +113,9 @@ class WeightBank(wiring.Component):
             with m.If(rd_en):
                 m.d.sync += data1.eq(port.data)
             with m.If(rd_en1):
-                m.d.sync += data2.eq(data1)
+                m.d.sync += [data2.eq(data1), selected.eq(c)]
             held.append(data2)
-        with m.Switch(words[-1]):
+        with m.Switch(selected):
             for c in range(n_chunks):
                 with m.Case(c):
                     m.d.comb += rd.data.eq(held[c])
