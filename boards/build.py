@@ -98,9 +98,18 @@ def _run(cmd, cwd: Path, log: Path, stage: str, timeout=None) -> float:
     return elapsed
 
 
-#: Yosys 0.70's ABC9 LUT mapping of ECP5 netlists sometimes stops on an internal assertion
-#: in ``abc_ops -reintegrate`` (which netlists is unpredictable; a small change in the
-#: design makes it come or go).
+#: Yosys commands run on every build after ``read_rtlil``. Amaranth names the elements of an
+#: array-layout view ``x[0]``, ``x[1]``, ... next to the packed signal ``x``; ABC9's
+#: reintegration names the bits of ``x`` the same way, and when one of them meets the
+#: element wire of that name Yosys stops on an assertion (0.70: ``GetSize(conn.first) ==
+#: GetSize(conn.second)`` in ``abc_ops -reintegrate``; 0.64: ``count_id(wire->name) == 0``
+#: in ``read_aiger``). Which bits reach ABC depends on the whole netlist, so it came and went
+#: with unrelated changes. Making the element wires private (``$``-names) removes the clash;
+#: the packed signal keeps its name.
+YOSYS_AFTER_READ = ("rename -hide w:*[[]*",)
+
+#: The assertion that :data:`YOSYS_AFTER_READ` avoids. Should ABC9 stop on it anyway, the
+#: ECP5 build synthesises again with the classic LUT mapper rather than not at all.
 _ABC9_FAILURE = "Assert `GetSize(conn.first) == GetSize(conn.second)'"
 
 #: The ECP5 synthesis script with the LUT mapping done by the classic ``abc`` (the
@@ -361,7 +370,8 @@ def _build_once(board, params, target_hz, design_name, build_dir, seed, baud, lo
     t0 = time.monotonic()
     plan = platform.build(top, name="top", build_dir=str(build_dir), do_build=False,
                           synth_opts=" ".join(board.synth_opts),
-                          script_after_read="\n".join(board.yosys_after_read))
+                          script_after_read="\n".join((*YOSYS_AFTER_READ,
+                                                              *board.yosys_after_read)))
     plan.extract(str(build_dir))
     t_elab = time.monotonic() - t0
     log(f"[{board.name}] elaborated {type(design).__name__} {_params_brief(params)} "

