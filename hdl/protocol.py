@@ -695,6 +695,7 @@ class CommandProcessor(wiring.Component):
         exec_pass = Signal()
         # nrows * ncols by shift-and-add (no multiplier on the critical path)
         n_items = Signal(32)
+        n_bytes = Signal(34)      # the transfer's data bytes, registered as MEM_MUL ends
         mul_a = Signal(32)        # (range-checked operands are <= 4096 each)
         mul_b = Signal(16)
         nrows_is_1 = Signal()     # precomputed (timing)
@@ -978,6 +979,7 @@ class CommandProcessor(wiring.Component):
 
             with m.State("MEM_MUL"):
                 with m.If(mul_b == 0):
+                    m.d.sync += n_bytes.eq(Mux(mem < 3, n_items << (wb - 1), n_items << 2))
                     m.next = "MEM_LEN"
                 with m.Else():
                     with m.If(mul_b[0]):
@@ -985,10 +987,10 @@ class CommandProcessor(wiring.Component):
                     m.d.sync += [mul_a.eq(mul_a << 1), mul_b.eq(mul_b >> 1)]
 
             with m.State("MEM_LEN"):
-                length = Mux(mem < 3, n_items << (wb - 1), n_items << 2)
                 m.d.sync += [
-                    reply_len.eq(length + Mux(is_result, 2, 0)),
-                    chk_big.eq(length + Mux(is_result, 2, 0) > wire.MAX_REPLY),
+                    reply_len.eq(n_bytes + Mux(is_result, 2, 0)),
+                    chk_big.eq(Mux(is_result, n_bytes > wire.MAX_REPLY - 2,
+                                   n_bytes > wire.MAX_REPLY)),
                     chk_len.eq(desc.length == wire.WEIGHT_HEADER_BYTES + (n_items << (wb - 1))),
                     width.eq(Mux(mem < 3, wb, 4)), exec_pass.eq(0), bi.eq(0),
                 ]

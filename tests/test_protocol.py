@@ -187,17 +187,17 @@ def test_framer_matches_encoder():
 
 
 # -- the whole Top through the side door ------------------------------------------------------
-def make_top(**kw):
-    return Top(P, 4_000_000, 1_000_000, core=StandInCore, max_payload=MP, rx_fifo_depth=64,
-               timeout_cycles=TIMEOUT, **kw)
+def make_top(params=P, **kw):
+    return Top(params, 4_000_000, 1_000_000, core=StandInCore, max_payload=MP,
+               rx_fifo_depth=64, timeout_cycles=TIMEOUT, **kw)
 
 
-def exchange(script, *, uart=False, settle=2000, max_cycles=400_000):
+def exchange(script, *, uart=False, settle=2000, max_cycles=400_000, params=P):
     """Send ``script`` (list of bytes chunks or ints = idle cycles) and return the replies.
 
     ``uart=True`` drives the real serial pins (divisor 4) instead of the side door.
     """
-    dut = make_top()
+    dut = make_top(params)
     out = bytearray()
     if uart:
         from hdl.uart import AsyncSerialRX, AsyncSerialTX
@@ -359,6 +359,18 @@ def test_weights_roundtrip_and_rejected_writes():
     wo = np.frombuffer(ack(r[28], Cmd.READ_WEIGHTS), "<i2").reshape(4, 4)
     assert wo[1, 2] == -512 and wo[1, 3] == 511 and wo[2, 2] == 0 and wo[2, 3] == -1
     assert ack(r[29], Cmd.READ_WEIGHTS) == b""
+
+
+def test_read_longer_than_a_reply_is_rejected():
+    # 128 x 256 weights of two bytes: 65,536 bytes, one more than a reply can carry.
+    big = FixedParams(n_in=256, n_hid=128, n_out=4)
+    s = Seq()
+    r = exchange([s.reset(), s(Cmd.READ_WEIGHTS, weights_header(Mem.W, 0, 128, 0, 256)),
+                  s(Cmd.READ_WEIGHTS, weights_header(Mem.W, 127, 1, 252, 4))], params=big)
+    assert len(r) == 3
+    ack(r[0], Cmd.RESET)
+    nak(r[1], Nak.BAD_LENGTH, Cmd.READ_WEIGHTS)
+    assert len(ack(r[2], Cmd.READ_WEIGHTS)) == 8
 
 
 def sample(flags, label, steps, n_in=P.n_in):
