@@ -36,7 +36,8 @@ def gbar_word(p: FixedParams) -> data.ArrayLayout:
 class Normalizer(wiring.Component):
     """Normalizer ``c`` (unsigned ``c_bits``, ``c_frac`` fractional bits) and ``recip``.
 
-    ``start`` (one cycle, registered): ``c`` is updated on the second edge after it, then
+    ``start`` (one cycle, registered): ``c * lam_q`` is registered on the second edge after
+    it (the multiplier has a cycle of its own), ``c`` is updated on the third, then
     ``recip_frac + 1`` cycles of restoring division produce ``recip`` (MSB first; ``busy``
     from the cycle after ``start`` until it is final).
     ``clear`` (registered): ``c = 0`` from the second edge after it (start of a sample).
@@ -70,6 +71,8 @@ class Normalizer(wiring.Component):
         low = Const(num & ((1 << qb) - 1), qb)    # dividend bits brought down, MSB first
 
         c = Signal(unsigned(p.c_bits))
+        prod = Signal(unsigned(p.c_bits + p.decay_frac))
+        decaying = Signal()                       # prod holds c * lam_q
         rem = Signal(unsigned(p.c_bits))
         dividing = Signal()
         k = Signal(range(qb))                     # quotient bit produced this cycle
@@ -79,16 +82,18 @@ class Normalizer(wiring.Component):
         start, clear = Signal(), Signal()
         m.d.sync += [start.eq(self.start), clear.eq(self.clear)]
         with m.If(clear):
-            m.d.sync += c.eq(0)
+            m.d.sync += [c.eq(0), decaying.eq(0)]
         with m.Elif(start):
-            m.d.sync += [c.eq(((c * self.hyper.lam_q) >> p.decay_frac) + (1 << p.c_frac)),
+            m.d.sync += [prod.eq(c * self.hyper.lam_q), decaying.eq(1)]
+        with m.Elif(decaying):
+            m.d.sync += [c.eq((prod >> p.decay_frac) + (1 << p.c_frac)), decaying.eq(0),
                          rem.eq(num >> qb), k.eq(qb - 1), dividing.eq(1)]
         with m.Elif(dividing):
             m.d.sync += [rem.eq(Mux(fits, trial - c, trial)),
                          self.recip.eq((self.recip << 1) | fits), k.eq(k - 1)]
             with m.If(k == 0):
                 m.d.sync += dividing.eq(0)
-        m.d.comb += self.busy.eq(start | dividing)
+        m.d.comb += self.busy.eq(start | decaying | dividing)
         return m
 
 

@@ -2,7 +2,7 @@
 
 ``normalizer``: every reachable ``c`` of several ``lam_q`` (the sequence from a clear to its
 fixed point), ``recip`` compared with the golden model's exact integer division, ``busy``
-for ``recip_frac + 2`` cycles after ``start``. ``surrogate_average`` and ``z_trace``: random
+for ``recip_frac + 3`` cycles after ``start``. ``surrogate_average`` and ``z_trace``: random
 vectors (saturating ones included) through the pipelines, checked in order.
 """
 
@@ -39,7 +39,7 @@ async def normalizer(dut):
             dut.start.value = 1
             await FallingEdge(dut.clk)
             dut.start.value = 0
-            for _ in range(1 + p.recip_bits):  # the registered start, one cycle per bit
+            for _ in range(2 + p.recip_bits):  # the registered start, the product, a cycle per bit
                 assert int(dut.busy.value) == 1
                 await FallingEdge(dut.clk)
             assert int(dut.busy.value) == 0
