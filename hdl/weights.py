@@ -4,8 +4,9 @@ A bank of the SHD configuration holds 22,400 words of 10 bits; on an ECP5 one
 ``memory.Memory`` of that size becomes block RAMs cascaded in depth, and the select between
 them after the read cost the routed critical path (a DP16KD's output across the chip into a
 LUT and a register, 14.2 ns). Here a bank is built from ``chunk``-word memories, each with
-its own read-data register next to its block RAMs; the chunk is selected a cycle later,
-from registers. The ports' inputs (address, data, enables) are registered too, per chunk:
+its own read-data register next to its block RAMs; the chunk is selected two cycles later,
+from registers (the first register had been placed next to the users instead, and a
+block RAM's output across the chip to it was the routed critical path at 6c886c2, 13.8 ns). The ports' inputs (address, data, enables) are registered too, per chunk:
 the users multiplex several sources onto them, and that multiplexer's select (the core's
 state) to a block RAM's address pins was the next routed critical path (14.1 ns, 12.65 ns
 of routing). Reads and writes are both delayed by that register, so their order is
@@ -49,8 +50,8 @@ class WeightBank(wiring.Component):
     """
 
     #: cycles from a read's address to its word on ``rd.data`` (input register, memory
-    #: read, chunk data register)
-    LATENCY = 3
+    #: read, two chunk data registers)
+    LATENCY = 4
 
     def __init__(self, shape, depth: int, kind: str = "bram", chunk: int = 0):
         if kind not in ("bram", "spram"):
@@ -68,18 +69,23 @@ class WeightBank(wiring.Component):
         rd, wr = self.rd, self.wr
         if self.kind == "spram":
             m.submodules.ram = ram = SinglePortRAM(self.shape, self.depth)
-            en1 = Signal()
+            en1, en2 = Signal(), Signal()
+            data = Signal(self.shape)
             m.d.sync += [ram.rd.addr.eq(rd.addr), ram.rd.en.eq(rd.en), en1.eq(ram.rd.en),
-                         ram.wr.addr.eq(wr.addr), ram.wr.data.eq(wr.data),
+                         en2.eq(en1), ram.wr.addr.eq(wr.addr), ram.wr.data.eq(wr.data),
                          ram.wr.en.eq(wr.en)]
             with m.If(en1):
-                m.d.sync += rd.data.eq(ram.rd.data)
+                m.d.sync += data.eq(ram.rd.data)
+            with m.If(en2):
+                m.d.sync += rd.data.eq(data)
             return m
 
         # chunk c holds words c*chunk .. (c+1)*chunk - 1. Each chunk has its own input
         # registers (loaded only for its own words, so synthesis keeps them apart and places
-        # each next to its block RAMs), the memory's read register, and a data register in
-        # the fabric; the chunk is selected from those data registers.
+        # each next to its block RAMs), the memory's read register, and two data registers
+        # in the fabric: the first next to the block RAMs, whose read register has no
+        # output flip-flop (5.8 ns clock-to-output on ECP5), the second wherever the
+        # placer likes on the way to the users; the chunk is selected from the second.
         n_chunks = -(-self.depth // self.chunk)
         low = ceil_log2(self.chunk)
         chunk_of = (lambda addr: addr[low:]) if n_chunks > 1 else (lambda addr: 0)
@@ -95,7 +101,8 @@ class WeightBank(wiring.Component):
             rd_hit, wr_hit = rd.en & (chunk_of(rd.addr) == c), wr.en & (chunk_of(wr.addr) == c)
             rd_addr = Signal(aw, name=f"chunk{c}_rd_addr")
             rd_en, rd_en1 = Signal(name=f"chunk{c}_rd_en"), Signal(name=f"chunk{c}_rd_en1")
-            m.d.sync += [rd_en.eq(rd_hit), rd_en1.eq(rd_en)]
+            rd_en2 = Signal(name=f"chunk{c}_rd_en2")
+            m.d.sync += [rd_en.eq(rd_hit), rd_en1.eq(rd_en), rd_en2.eq(rd_en1)]
             with m.If(rd_hit):
                 m.d.sync += rd_addr.eq(rd.addr[:aw])
             wport = mem.write_port()
@@ -109,12 +116,15 @@ class WeightBank(wiring.Component):
             port = mem.read_port(domain="comb")
             data1 = Signal(self.shape, name=f"chunk{c}_data1")
             data2 = Signal(self.shape, name=f"chunk{c}_data2")
+            data3 = Signal(self.shape, name=f"chunk{c}_data3")
             m.d.comb += port.addr.eq(rd_addr)
             with m.If(rd_en):
                 m.d.sync += data1.eq(port.data)
             with m.If(rd_en1):
-                m.d.sync += [data2.eq(data1), selected.eq(c)]
-            held.append(data2)
+                m.d.sync += data2.eq(data1)
+            with m.If(rd_en2):
+                m.d.sync += [data3.eq(data2), selected.eq(c)]
+            held.append(data3)
         with m.Switch(selected):
             for c in range(n_chunks):
                 with m.Case(c):
