@@ -361,19 +361,18 @@ class ClockReset(Elaboratable):
             m.d.por += ready.eq(1)
         with m.Else():
             m.d.por += timer.eq(timer + 1)
+        reset_domain = "sync"
         if cfg.family == "ecp5":
             # The synchronous reset reaches every resettable flip-flop (some 25,000 in the
             # SHD build): on fabric routing it crowded the router and its delay entered
             # the paths to the flip-flops' LSR inputs. A DCCA puts it on a primary clock
             # network, which reaches the slices' LSR inputs directly.
+            reset_domain = "rst_src"
             m.domains.rst_src = ClockDomain("rst_src", local=True)
             m.d.comb += ClockSignal("rst_src").eq(clk)
-            m.submodules.reset_sync = ResetSynchronizer(~ready | self.ext_rst,
-                                                        domain="rst_src")
             m.submodules.reset_buf = Instance("DCCA", i_CLKI=ResetSignal("rst_src"),
                                               i_CE=Const(1), o_CLKO=ResetSignal("sync"))
-        else:
-            m.submodules.reset_sync = ResetSynchronizer(~ready | self.ext_rst, domain="sync")
+        m.submodules.reset_sync = ResetSynchronizer(~ready | self.ext_rst, domain=reset_domain)
         m.d.comb += self.locked.eq(ready & ~ResetSignal("sync"))
         if platform is not None and cfg.family == "ice40":
             # nextpnr-ecp5 derives the CLKOP constraint from CLKI itself (and the flattened

@@ -991,7 +991,7 @@ class CommandProcessor(wiring.Component):
                     reply_len.eq(n_bytes + Mux(is_result, 2, 0)),
                     chk_big.eq(Mux(is_result, n_bytes > wire.MAX_REPLY - 2,
                                    n_bytes > wire.MAX_REPLY)),
-                    chk_len.eq(desc.length == wire.WEIGHT_HEADER_BYTES + (n_items << (wb - 1))),
+                    chk_len.eq(desc.length == wire.WEIGHT_HEADER_BYTES + n_bytes),  # writes: mem < 3
                     width.eq(Mux(mem < 3, wb, 4)), exec_pass.eq(0), bi.eq(0),
                 ]
                 first_item()

@@ -5,8 +5,9 @@ A bank of the SHD configuration holds 22,400 words of 10 bits; on an ECP5 one
 them after the read cost the routed critical path (a DP16KD's output across the chip into a
 LUT and a register, 14.2 ns). Here a bank is built from ``chunk``-word memories, each with
 its own read-data register next to its block RAMs; the chunk is selected two cycles later,
-from registers (the first register had been placed next to the users instead, and a
-block RAM's output across the chip to it was the routed critical path at 6c886c2, 13.8 ns). The ports' inputs (address, data, enables) are registered too, per chunk:
+from registers (with one register, the placer put it next to the users, and a block RAM's
+output across the chip to it was the routed critical path at 6c886c2, 13.8 ns). The ports'
+inputs (address, data, enables) are registered too, per chunk:
 the users multiplex several sources onto them, and that multiplexer's select (the core's
 state) to a block RAM's address pins was the next routed critical path (14.1 ns, 12.65 ns
 of routing). Reads and writes are both delayed by that register, so their order is
