@@ -32,6 +32,7 @@ from amaranth.utils import ceil_log2
 
 from golden.fixed import FixedParams
 from .arith import bits_for, grouped_word_select, sat
+from .counters import CounterBank
 from .gradient import GradientWalk
 from .interface import (ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, core_members,
                         mem_cmd_layout, token_layout)
@@ -101,13 +102,14 @@ class LearningCore(wiring.Component):
         Run-time registers, held stable.
     reseed : Signal(1), in
         Reload every generator from ``hyper.seed``.
-    counters : counters_layout, out
-        Golden counters and per-phase cycle counters (32 bit, saturating), updated two
-        cycles after the event they count.
+    counters : ``counters_signature()`` flipped, in
+        Read port of the golden counters and per-phase cycle counters (32 bit, saturating;
+        a :class:`~hdl.counters.CounterBank` in block RAM): ``data`` is counter ``addr`` one
+        cycle later, valid while ``busy`` is low.
     clear_counters : Signal(1), in
     busy : Signal(1), out
-        A step, sample operation or memory command is in progress, a counter update is
-        pending (two cycles after either), or a token or command waits in an input slice.
+        A step, sample operation or memory command is in progress, a counter update is not
+        yet in the counter RAM, or a token or command waits in an input slice.
 
     Raises
     ------
@@ -691,12 +693,19 @@ class LearningCore(wiring.Component):
         # taken from the slices only when ``settled``.
         # ``settled`` is registered: idle and nothing pending last cycle, and nothing taken
         # then (only what the sequencer takes while idle makes it busy again)
+        m.submodules.counters = bank = CounterBank(
+            {name: max(1, inc_max.get(name, 1)) for name in ALL_COUNTERS}, bits=COUNTER_BITS)
+        m.d.comb += [getattr(bank.inc, name).eq(inc[name]) for name in ALL_COUNTERS]
+        m.d.comb += bank.clear.eq(self.clear_counters)
+        wiring.connect(m, wiring.flipped(self.counters), bank.read)
+
         busy, pending, added = Signal(), Signal(), Signal()
         m.d.comb += busy.eq(~st("IDLE") | acc.busy)
         m.d.sync += [pending.eq(busy | (inc["input_events"] != 0)), added.eq(pending)]
         took = (tokens.valid & tokens.ready) | (mem_cmd.valid & mem_cmd.ready)
         m.d.sync += settled.eq(~busy & ~pending & ~added & ~took)
-        m.d.comb += self.busy.eq(busy | pending | added | tokens.valid | mem_cmd.valid)
+        m.d.comb += self.busy.eq(busy | pending | added | bank.busy | tokens.valid
+                                 | mem_cmd.valid)
         m.d.comb += [
             inc["cyc_accumulate"].eq(in_acc | (st("IDLE") & acc.busy)),
             inc["cyc_neuron"].eq(st_neuron | (st("NORM_WAIT") if p.otpe else 0)),
@@ -705,19 +714,6 @@ class LearningCore(wiring.Component):
             inc["cyc_trace"].eq(st_trace),
             inc["cyc_busy"].eq(busy),
         ]
-        top = (1 << COUNTER_BITS) - 1
-        for name in ALL_COUNTERS:
-            cur = getattr(self.counters, name)
-            step = Signal.like(inc[name], name=f"step_{name}")
-            step2 = Signal.like(inc[name], name=f"step2_{name}")
-            total = Signal(COUNTER_BITS + 1, name=f"next_{name}")
-            m.d.comb += total.eq(cur + step2)
-            with m.If(self.clear_counters):
-                m.d.sync += [cur.eq(0), step.eq(0), step2.eq(0)]
-            with m.Else():
-                m.d.sync += [cur.eq(Mux(total[COUNTER_BITS], top, total[:COUNTER_BITS])),
-                             step.eq(inc[name]), step2.eq(step)]
-
         for state, signal in in_state.items():
             m.d.comb += signal.eq(sequencer.ongoing(state))
         return m

@@ -271,29 +271,30 @@ class GradientWalk(wiring.Component):
         with m.Elif(drain != 0):
             m.d.sync += drain.eq(drain - 1)
 
-        # issue: bank addresses (also those of the write-back); generator draws
+        # issue: bank addresses (also those of the write-back)
         rot = j[:lb] if n > 1 else 0
         lane_en = Signal(n)
         for l in range(n):
-            m.d.comb += [lane_en[l].eq(issue & flag & (c * n + l < p.n_pre)),
-                         rngs[l].advance.eq(lane_en[l])]
+            m.d.comb += lane_en[l].eq(issue & flag & (c * n + l < p.n_pre))
         for b in range(n):
             m.d.comb += [self.w_rd[b].addr.eq(bank_addr[b]), self.w_rd[b].en.eq(1)]
 
-        # the issue's valid, tag, draws and modulator, delayed: stage[k] holds them in cycle
-        # t + k, the enables rotated from lanes to banks on the way into t + 2; the weights are
-        # on w_rd in t + L (L = WeightBank.LATENCY), registered, then rotated from banks to
-        # lanes into the update's input with the trace word (read in t + L - 1)
+        # the issue's valid, tag, lane enables and modulator, delayed: stage[k] holds them in
+        # cycle t + k, the tag's enables rotated from lanes to banks on the way into t + 2; the
+        # weights are on w_rd in t + L (L = WeightBank.LATENCY), registered, then rotated from
+        # banks to lanes into the update's input with the trace word (read in t + L - 1) and
+        # the generators' draws, taken in t + L + 1 (in issue order, so the same draws as at
+        # the issue, without 32-bit delay registers)
         stage = {k: (Signal(name=f"v{k}"), Signal(tag, name=f"t{k}"),
-                     Signal(data.ArrayLayout(unsigned(32), n), name=f"r{k}"),
+                     Signal(n, name=f"e{k}"),
                      Signal(signed(p.l_bits), name=f"m{k}")) for k in range(1, L + 2)}
-        v1, t1, r1, m1 = stage[1]
-        m.d.sync += [v1.eq(issue), t1.rot.eq(rot), t1.en.eq(lane_en), m1.eq(mod)]
+        v1, t1, e1, m1 = stage[1]
+        m.d.sync += [v1.eq(issue), t1.rot.eq(rot), t1.en.eq(lane_en), e1.eq(lane_en),
+                     m1.eq(mod)]
         m.d.sync += [t1.addr[b].eq(bank_addr[b]) for b in range(n)]
-        m.d.sync += [r1[l].eq(rngs[l].value) for l in range(n)]
         for k in range(2, L + 2):
-            (v, t, r, mk), (pv, pt, pr, pm) = stage[k], stage[k - 1]
-            m.d.sync += [v.eq(pv), t.addr.eq(pt.addr), t.rot.eq(pt.rot), r.eq(pr), mk.eq(pm)]
+            (v, t, e, mk), (pv, pt, pe, pm) = stage[k], stage[k - 1]
+            m.d.sync += [v.eq(pv), t.addr.eq(pt.addr), t.rot.eq(pt.rot), e.eq(pe), mk.eq(pm)]
             if k == 2:
                 with m.Switch(pt.rot):
                     for rr in range(n):
@@ -311,9 +312,11 @@ class GradientWalk(wiring.Component):
         bank = [Signal(signed(p.w_bits), name=f"bank_{b}") for b in range(n)]
         m.d.sync += [a_in.eq(self.tr_rd.data)]
         m.d.sync += [bank[b].eq(self.w_rd[b].data) for b in range(n)]
-        v_u, t_u, r_u, m_u = stage[L + 1]
-        m.d.sync += [syn_i.valid.eq(v_u), syn_i.payload.tag.eq(t_u), syn_i.payload.r.eq(r_u),
-                     syn_i.payload.a.eq(a_in)]
+        v_u, t_u, e_u, m_u = stage[L + 1]
+        m.d.sync += [syn_i.valid.eq(v_u), syn_i.payload.tag.eq(t_u), syn_i.payload.a.eq(a_in)]
+        for l in range(n):
+            m.d.comb += rngs[l].advance.eq(e_u[l])
+            m.d.sync += syn_i.payload.r[l].eq(rngs[l].value)
         m.d.sync += [syn_i.payload.x[l].eq(m_u) for l in range(n)]
         for l in range(n):
             with m.Switch(t_u.rot):

@@ -5,10 +5,12 @@ parameters. The host side (``host/``) imports the same enums to encode commands.
 """
 
 from amaranth.hdl import unsigned, signed
-from amaranth.lib import data, enum, stream
+from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.fixed import COUNTERS, FixedParams
+
+from .counters import counter_read_signature
 
 #: Cycle counters kept by the RTL only (per phase, plus the total while busy).
 CYCLE_COUNTERS = ("cyc_accumulate", "cyc_neuron", "cyc_readout", "cyc_gradient",
@@ -79,8 +81,10 @@ def hyper_layout(p: FixedParams) -> data.StructLayout:
     })
 
 
-def counters_layout() -> data.StructLayout:
-    return data.StructLayout({name: unsigned(COUNTER_BITS) for name in ALL_COUNTERS})
+def counters_signature() -> wiring.Signature:
+    """Read port of the core's counters (``hdl.counters.CounterBank``), seen from the reader:
+    ``addr`` is the counter's number in :data:`ALL_COUNTERS`."""
+    return counter_read_signature(len(ALL_COUNTERS), COUNTER_BITS)
 
 
 def result_layout(p: FixedParams) -> data.StructLayout:
@@ -96,7 +100,7 @@ def core_members(p: FixedParams) -> dict:
         "mem_rsp":        Out(stream.Signature(signed(32))),
         "hyper":          In(hyper_layout(p)),
         "reseed":         In(1),
-        "counters":       Out(counters_layout()),
+        "counters":       In(counters_signature()),
         "clear_counters": In(1),
         "busy":           Out(1),
     }

@@ -36,7 +36,7 @@ from golden.fixed import FixedHyper, FixedParams
 from host import protocol as wire
 from host.protocol import Cmd, Nak
 
-from .interface import (ALL_COUNTERS, Memory, TokenKind, counters_layout, hyper_layout,
+from .interface import (ALL_COUNTERS, Memory, TokenKind, counters_signature, hyper_layout,
                         mem_cmd_layout, result_layout, token_layout)
 from .skid import SkidBuffer
 
@@ -435,7 +435,7 @@ def _core_side_members(params) -> dict:
         "mem_rsp":        In(stream.Signature(signed32())),
         "hyper":          Out(hyper_layout(params)),
         "reseed":         Out(1),
-        "counters":       In(counters_layout()),
+        "counters":       Out(counters_signature()),
         "clear_counters": Out(1),
         "core_busy":      In(1),
         "rx_overflow":    In(1),
@@ -592,7 +592,7 @@ class CommandProcessor(wiring.Component):
         rn = Signal(range(64 + 1))
         rn_zero = Signal()       # rn == 0, registered with rn (timing)
         small = Signal(32)
-        # the reply byte at ridx through three register stages (half of the counters, each
+        # the reply byte at ridx through three register stages (the counter RAM's read, each
         # source's word, then the source's byte): valid (src_ok) three cycles after ridx changed
         # (taking a byte and SEND_PREP restart it)
         src_q = Signal(8)
@@ -768,15 +768,12 @@ class CommandProcessor(wiring.Component):
                               (expected, 1), (prediction, 1), (acks, 4), (naks, 4),
                               (crc_errors, 2), (timeouts, 2)])
         # stage 1: each source's 32-bit word ridx[2:]; stage 2: the source, then the byte
-        def words(value, nbytes, first=0):
+        def words(value, nbytes):
             n = (nbytes + 3) // 4
-            return Array(value.as_unsigned()[32 * i:32 * i + 32] for i in range(first, n))
+            return Array(value.as_unsigned()[32 * i:32 * i + 32] for i in range(n))
 
-        # the counters' word in two steps: words ridx[2:5] of each half, then the half
-        half = 1 << (len(ridx) - 3)
-        counter_half = [Signal(32, name=f"counter_half{h}") for h in range(2)]
-        m.d.sync += [counter_half[h].eq(words(self.counters.as_value(), 4 * len(ALL_COUNTERS),
-                                              h * half)[ridx[2:-1]]) for h in range(2)]
+        # the counters' word in two steps like the others': the counter RAM's read, a register
+        m.d.comb += self.counters.addr.eq(ridx[2:])
 
         identify = int.from_bytes(self.identify, "little")
         rom_word = Signal(32)
@@ -786,7 +783,7 @@ class CommandProcessor(wiring.Component):
             rom_word.eq(words(Const(identify, 8 * len(self.identify)),
                               len(self.identify))[ridx[2:]]),
             status_word.eq(words(status_value, wire.STATUS_BYTES)[ridx[2:]]),
-            counter_word.eq(Mux(ridx[-1], counter_half[1], counter_half[0])),
+            counter_word.eq(self.counters.data),
         ]
         src_words = {SRC_SMALL: small, SRC_ROM: rom_word, SRC_STATUS: status_word,
                      SRC_COUNTERS: counter_word}
@@ -1358,13 +1355,13 @@ class ProtocolEngine(wiring.Component):
         connect(m, reply_slice.o, fr.i)
         connect(m, fr.o, out_slice.i)
         connect(m, out_slice.o, flipped(self.o))
-        for name in ("tokens", "mem_cmd"):
+        for name in ("tokens", "mem_cmd", "counters"):
             connect(m, getattr(proc, name), flipped(getattr(self, name)))
         for name in ("result", "mem_rsp"):
             connect(m, flipped(getattr(self, name)), getattr(proc, name))
         m.d.comb += [
             self.hyper.eq(proc.hyper), self.reseed.eq(proc.reseed),
-            proc.counters.eq(self.counters), self.clear_counters.eq(proc.clear_counters),
+            self.clear_counters.eq(proc.clear_counters),
             proc.core_busy.eq(self.core_busy), proc.rx_overflow.eq(self.rx_overflow),
             proc.rx_frame_error.eq(self.rx_frame_error),
             self.error.eq(proc.error), self.in_sample.eq(proc.in_sample),

@@ -136,10 +136,10 @@ class Top(wiring.Component):
         connect(m, core.result, eng.result)
         connect(m, eng.mem_cmd, core.mem_cmd)
         connect(m, core.mem_rsp, eng.mem_rsp)
+        connect(m, eng.counters, core.counters)
         m.d.comb += [
             core.hyper.eq(eng.hyper),
             core.reseed.eq(eng.reseed),
-            eng.counters.eq(core.counters),
             core.clear_counters.eq(eng.clear_counters),
             eng.core_busy.eq(core.busy),
             eng.rx_overflow.eq(uart.err.overflow | aux_lost),

@@ -57,7 +57,7 @@ async def run_stream(drv, gold, samples, cfg, tag):
     stream_cycles = {}
     infer = {"infer_samples": 0, "infer_correct": 0}
     for s, (raster, label, learn) in enumerate(samples):
-        before = drv.counters()
+        before = await drv.counters()
         if cfg.get("check_steps"):
             await drv.token(TokenKind.START, label, int(learn))
             gold.start_sample(label, learn)
@@ -92,18 +92,20 @@ async def run_stream(drv, gold, samples, cfg, tag):
         if not learn:
             infer["infer_samples"] += 1
             infer["infer_correct"] += int(prediction == label)
-        assert drv.golden_counters() == gold.counters.as_dict(), \
-            f"{tag} sample {s}: counters {drv.golden_counters()} != {gold.counters.as_dict()}"
+        got = await drv.golden_counters()
+        assert got == gold.counters.as_dict(), \
+            f"{tag} sample {s}: counters {got} != {gold.counters.as_dict()}"
         # cycle counters of the token stream alone (memory reads below are busy cycles too)
-        for name, value in drv.counters().items():
+        for name, value in (await drv.counters()).items():
             if name.startswith("cyc_"):
                 stream_cycles[name] = stream_cycles.get(name, 0) + value - before.get(name, 0)
         y = await drv.read_vector(Memory.Y, p.n_out)
         score = await drv.read_vector(Memory.SCORE, p.n_out)
         assert (y == gold.y).all(), f"{tag} sample {s}: y {y} != {gold.y}"
         assert (score == gold.score).all(), f"{tag} sample {s}: score {score} != {gold.score}"
-        assert drv.golden_counters() == gold.counters.as_dict(), \
-            f"{tag} sample {s}: counters {drv.golden_counters()} != {gold.counters.as_dict()}"
+        got = await drv.golden_counters()
+        assert got == gold.counters.as_dict(), \
+            f"{tag} sample {s}: counters {got} != {gold.counters.as_dict()}"
         drv.dut._log.info(f"{tag} sample {s}: prediction {prediction} ok, "
                           f"cycles {stream_cycles['cyc_busy']}")
     v = await drv.read_vector(Memory.V, p.n_hid)
@@ -113,7 +115,7 @@ async def run_stream(drv, gold, samples, cfg, tag):
         bad = np.argwhere(got != ref)
         assert not bad.size, f"{tag}: {mem.name} differs at {bad[:8].tolist()} " \
             f"(rtl {[int(got[tuple(i)]) for i in bad[:8]]}, gold {[int(ref[tuple(i)]) for i in bad[:8]]})"
-    return {**drv.golden_counters(), **stream_cycles, **infer}
+    return {**(await drv.golden_counters()), **stream_cycles, **infer}
 
 
 @cocotb.test()

@@ -12,7 +12,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge, Timer
 
 from golden.fixed import COUNTERS, FixedHyper, FixedParams
-from hdl.interface import (Memory, TokenKind, counters_layout, hyper_layout,
+from hdl.interface import (ALL_COUNTERS, Memory, TokenKind, hyper_layout,
                            mem_cmd_layout, token_layout)
 
 
@@ -49,7 +49,6 @@ class CoreDriver:
         self.token_layout = token_layout()
         self.cmd_layout = mem_cmd_layout()
         self.hyper_layout = hyper_layout(p)
-        self.counter_layout = counters_layout()
         self.predictions = []
 
     async def start(self):
@@ -175,9 +174,17 @@ class CoreDriver:
         await FallingEdge(d.clk)
         d.clear_counters.value = 0
 
-    def counters(self) -> dict:
-        return unpack(self.counter_layout, int(self.dut.counters.value))
+    async def counters(self) -> dict:
+        """Every counter, read through the core's counter port once it is idle."""
+        await self.idle()
+        d = self.dut
+        out = {}
+        for c, name in enumerate(ALL_COUNTERS):
+            d.counters__addr.value = c
+            await FallingEdge(d.clk)
+            out[name] = int(d.counters__data.value)
+        return out
 
-    def golden_counters(self) -> dict:
-        c = self.counters()
+    async def golden_counters(self) -> dict:
+        c = await self.counters()
         return {name: c[name] for name in COUNTERS}

@@ -13,11 +13,11 @@ tested while (or independently of) the real core:
 * every STEP keeps the core busy for ``step_cycles`` cycles (tokens are not accepted then).
 """
 
-from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import memory, wiring
+from amaranth.hdl import Array, Module, Signal, signed
+from amaranth.lib import data, memory, wiring
 
 from golden.fixed import FixedParams
-from hdl.interface import (Memory, TokenKind, core_members)
+from hdl.interface import ALL_COUNTERS, COUNTER_BITS, Memory, TokenKind, core_members
 
 
 def standin_prediction(step_events, label, n_out):
@@ -43,7 +43,10 @@ class StandInCore(wiring.Component):
             m.submodules[f"mem_{mem.name.lower()}"] = mm
             ports[mem] = (mm.write_port(), mm.read_port(), cols)
 
-        c = self.counters
+        # the counters in flip-flops, read through the counter port like the real core's RAM
+        c = Signal(data.StructLayout({name: COUNTER_BITS for name in ALL_COUNTERS}))
+        m.d.sync += self.counters.data.eq(
+            Array(getattr(c, name) for name in ALL_COUNTERS)[self.counters.addr])
         timer = Signal(range(self.step_cycles + 1))
         label = Signal(8)
         steps = Signal(16)
