@@ -190,6 +190,7 @@ class GradientWalk(wiring.Component):
         f_j = Signal(bits_for(p.n_hid))
         f_flag = Signal()
         f_psi = Signal(unsigned(p.psi_bits))
+        f_row = Signal(wout_word(p))
         f_m = Signal(signed(p.l_bits))
         buf_valid = Signal()
         buf_j, buf_flag, buf_m = Signal.like(f_j), Signal(), Signal.like(f_m)
@@ -231,10 +232,14 @@ class GradientWalk(wiring.Component):
                     m.d.sync += [f_j.eq(self.neurons.payload.j),
                                  f_flag.eq(self.neurons.payload.flag),
                                  f_psi.eq(self.neurons.payload.elem)]
-                    m.next = "SIGNAL"
+                    m.next = "FETCH"
+            with m.State("FETCH"):
+                # the feedback row of f_j is on fb_rd.data this cycle: into a register (timing:
+                # nothing but the feedback select between the block RAM and a flip-flop)
+                m.d.sync += f_row.eq(self.fb_rd.data)
+                m.next = "SIGNAL"
             with m.State("SIGNAL"):
-                # the feedback row of f_j is on fb_rd.data this cycle
-                m.d.comb += [lsig.i.valid.eq(1), lsig.i.payload.fb.eq(self.fb_rd.data),
+                m.d.comb += [lsig.i.valid.eq(1), lsig.i.payload.fb.eq(f_row),
                              lsig.i.payload.psi.eq(f_psi)]
                 m.next = "MOD"
             with m.State("MOD"):

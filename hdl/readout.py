@@ -258,7 +258,7 @@ class ReadoutUpdatePhase(wiring.Component):
         phase = Signal(range(C))  # class chunk of the neuron issued
         last_phase = (phase == C - 1) if C > 1 else 1
         tail = max(StochasticUpdateLanes.LATENCY, ZTraceLanes.LATENCY if p.otpe else 0)
-        drain_cycles = TraceLanes.LATENCY + tail + 3 + (C + 2 if C > 1 else 0)
+        drain_cycles = TraceLanes.LATENCY + tail + 4 + (C + 2 if C > 1 else 0)
         drain = Signal(range(drain_cycles + 1))
         start = Signal()
         m.d.sync += start.eq(self.start)
@@ -286,16 +286,22 @@ class ReadoutUpdatePhase(wiring.Component):
             self.s_rd.addr.eq(j >> lb), self.s_rd.en.eq(1),
             self.wout_rd.en.eq(1),
         ]
-        v1 = Signal()
+        # the words read (stage 1) pass a register each before their lane is selected
+        # (stage 2; timing: no logic between a block RAM and a flip-flop)
+        v1, v2 = Signal(), Signal()
         j1, src1 = Signal.like(j), Signal(src)
-        m.d.sync += [v1.eq(running & (phase == 0)), j1.eq(j), src1.eq(s_idx)]
-        tr_lane = src1[:lb] if n > 1 else 0
-        s_lane = j1[:lb] if n > 1 else 0
+        j2, src2 = Signal.like(j), Signal(src)
+        tr_q, s_q = Signal.like(self.tr_rd.data), Signal.like(self.s_rd.data)
+        m.d.sync += [v1.eq(running & (phase == 0)), j1.eq(j), src1.eq(s_idx),
+                     v2.eq(v1), j2.eq(j1), src2.eq(src1),
+                     tr_q.eq(self.tr_rd.data), s_q.eq(self.s_rd.data)]
+        tr_lane = src2[:lb] if n > 1 else 0
+        s_lane = j2[:lb] if n > 1 else 0
         m.d.sync += [
-            trace.i.valid.eq(v1),
-            trace.i.payload.a[0].eq(self.tr_rd.data[tr_lane]),
-            trace.i.payload.spike.eq(self.s_rd.data.bit_select(s_lane, 1)),
-            trace.i.payload.tag.j.eq(j1), trace.i.payload.tag.src.eq(src1),
+            trace.i.valid.eq(v2),
+            trace.i.payload.a[0].eq(tr_q[tr_lane]),
+            trace.i.payload.spike.eq(s_q.bit_select(s_lane, 1)),
+            trace.i.payload.tag.j.eq(j2), trace.i.payload.tag.src.eq(src2),
         ]
         a_new = trace.o.payload.a[0]
         t = trace.o.payload.tag
@@ -312,7 +318,7 @@ class ReadoutUpdatePhase(wiring.Component):
         m.submodules.rng = rng = Xorshift32Ring(n, ol, C)
         m.d.comb += [rng.seed.eq(self.hyper.seed), rng.load.eq(self.reseed)]
         if C == 1:
-            m.d.comb += self.wout_rd.addr.eq(j)
+            m.d.comb += self.wout_rd.addr.eq(j1)
             m.d.sync += trace.i.payload.tag.w.eq(self.wout_rd.data)
             m.d.comb += [rng.advance.eq(trace.o.valid), upd_i.valid.eq(trace.o.valid),
                          u.w.eq(t.w), u.tag.j.eq(t.j), u.r.eq(rng.value)]
@@ -360,7 +366,8 @@ class ReadoutUpdatePhase(wiring.Component):
                          self.z_wr.en.eq(Mux(ztr.o.valid,
                                              (Const(1, unsigned(n)) << (zs[:lb] if n > 1 else 0))[:n],
                                              0))]
-            m.d.sync += trace.i.payload.tag.z.eq(self.z_rd.data[tr_lane])
+            z_q = Signal.like(self.z_rd.data)
+            m.d.sync += [z_q.eq(self.z_rd.data), trace.i.payload.tag.z.eq(z_q[tr_lane])]
             for l in range(n):
                 m.d.comb += self.z_wr.data[l].eq(ztr.o.payload.z[0])
         return m
