@@ -687,11 +687,11 @@ class LearningCore(wiring.Component):
                              uo.payload.w.eq(ulanes.o.payload.w),
                              uo.payload.tag.eq(ulanes.o.payload.tag[:unit.upd_tag.size])]
 
-        # -- counters: the increments pass two registers and are added two cycles later; ``busy``
-        # stays up for those cycles (every counter moves only while busy, except input_events:
-        # a new EVENT taken while idle). Tokens other than EVENT and memory commands are
-        # taken from the slices only when ``settled``.
-        # ``settled`` is registered: idle and nothing pending last cycle, and nothing taken
+        # -- counters: in a CounterBank (block RAM); ``busy`` stays up until its RAM holds every
+        # increment (every counter moves only while the core is busy, except input_events: a
+        # new EVENT taken while idle). Tokens other than EVENT and memory commands are taken
+        # from the slices only when ``settled``: registered, idle with nothing in the last
+        # two cycles (``pending``, ``added``: busy, or an EVENT taken), and nothing taken
         # then (only what the sequencer takes while idle makes it busy again)
         m.submodules.counters = bank = CounterBank(
             {name: max(1, inc_max.get(name, 1)) for name in ALL_COUNTERS}, bits=COUNTER_BITS)
