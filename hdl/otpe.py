@@ -107,7 +107,8 @@ class SurrogateAverageLanes(wiring.Component):
     o : stream (always ready), out
         ``gsum`` (new sums), ``gbar`` (unsigned ``psi_bits``), ``tag``.
     recip : unsigned(recip_bits), in
-        Held stable during a pass.
+        Held stable during a pass. Each lane takes it through a register of its own (timing:
+        no chip-wide fanout into the multipliers), so a new value applies one cycle later.
     hyper : hyper_layout, in
         Uses ``lam_q``.
     """
@@ -143,11 +144,13 @@ class SurrogateAverageLanes(wiring.Component):
             gsum2 = Signal(unsigned(p.gsum_bits), name=f"gsum2_{l}")
             gsum3 = Signal(unsigned(p.gsum_bits), name=f"gsum3_{l}")
             avg = Signal(unsigned(p.gsum_bits + p.recip_bits), name=f"avg{l}")
+            recip = Signal(unsigned(p.recip_bits), name=f"recip{l}")
             m.d.sync += [
+                recip.eq(self.recip),
                 prod.eq(self.i.payload.gsum[l] * self.hyper.lam_q),
                 psi1.eq(self.i.payload.psi[l]),
                 gsum2.eq(usat((prod >> p.decay_frac) + psi1, p.gsum_bits)),
-                avg.eq(gsum2 * self.recip), gsum3.eq(gsum2),
+                avg.eq(gsum2 * recip), gsum3.eq(gsum2),
                 self.o.payload.gsum[l].eq(gsum3),
                 self.o.payload.gbar[l].eq(usat(avg >> p.recip_frac, p.psi_bits)),
             ]
