@@ -117,8 +117,8 @@ BOARDS = {
         platform=ULX3S_85F_Platform,
         family="ecp5",
         clk_resource="clk25",
-        # 82.6 MHz routed for this network at 405314d (with a 100 MHz constraint); the
-        # 700/256/20 network (--set n_hid=256) reached 72.4 MHz at 6c886c2.
+        # 86.3 MHz routed for this network at b0ce096 (88.1 at 0cadd58), built at this
+        # 80 MHz target; the 700/256/20 network (--set n_hid=256) reached 72.4 MHz at 6c886c2.
         target_freq=80_000_000,
         min_freq=80_000_000,
         # SHD: 700 input channels, 128 hidden neurons, 20 classes. A weight bank (11,200
