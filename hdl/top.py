@@ -5,16 +5,16 @@ buffers and the LEDs) and by the virtual board (``sim/board.py``), which may fee
 through the ``aux_*`` side door instead of the serial line (see ``sim/bridge.py``).
 """
 
-from amaranth.hdl import Module, Mux, Signal
-from amaranth.lib import fifo, stream, wiring
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from golden.fixed import FixedParams
 from host import protocol as wire
 
+from .bytelink import ByteLink, stretch
 from .protocol import ProtocolEngine
-from .skid import SkidBuffer
-from .uart import AsyncSerial, divisor_for
+from .uart import divisor_for
 
 __all__ = ["Top"]
 
@@ -97,39 +97,19 @@ class Top(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.params
-        m.submodules.uart = uart = AsyncSerial(divisor=self.divisor)
-        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
-        m.submodules.tx_fifo = tx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.tx_fifo_depth)
+        hold = self.clk_freq // 20     # LEDs: ~50 ms
+        m.submodules.link = link = ByteLink(self.divisor, rx_fifo_depth=self.rx_fifo_depth,
+                                            tx_fifo_depth=self.tx_fifo_depth, led_hold=hold)
         m.submodules.engine = eng = ProtocolEngine(
             p, max_payload=self.max_payload, timeout_cycles=self.timeout_cycles,
             identify=self.identify)
         m.submodules.core = core = self.core
 
-        m.d.comb += [uart.rx.eq(self.rx), self.tx.eq(uart.tx)]
-
-        # receive: UART or side door into the RX FIFO
-        w = rx_fifo.w_stream
-        m.d.comb += [
-            w.valid.eq(Mux(self.aux_en, self.aux_i.valid, uart.rx_o.valid)),
-            w.payload.eq(Mux(self.aux_en, self.aux_i.payload, uart.rx_o.payload)),
-            uart.rx_o.ready.eq(~self.aux_en & w.ready),
-            self.aux_i.ready.eq(self.aux_en & w.ready),
-        ]
-        aux_lost = self.aux_en & self.aux_i.valid & ~w.ready
-        connect(m, rx_fifo.r_stream, eng.i)
-
-        # transmit: TX FIFO (then a register slice) to the UART or the side door
-        connect(m, eng.o, tx_fifo.w_stream)
-        m.submodules.tx_slice = tx_slice = SkidBuffer(8)
-        connect(m, tx_fifo.r_stream, tx_slice.i)
-        r = tx_slice.o
-        m.d.comb += [
-            uart.tx_i.valid.eq(~self.aux_en & r.valid),
-            uart.tx_i.payload.eq(r.payload),
-            self.aux_o.valid.eq(self.aux_en & r.valid),
-            self.aux_o.payload.eq(r.payload),
-            r.ready.eq(Mux(self.aux_en, self.aux_o.ready, uart.tx_i.ready)),
-        ]
+        m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx), link.aux_en.eq(self.aux_en)]
+        connect(m, wiring.flipped(self.aux_i), link.aux_i)
+        connect(m, link.aux_o, wiring.flipped(self.aux_o))
+        connect(m, link.received, eng.i)
+        connect(m, eng.o, link.transmit)
 
         # core
         connect(m, eng.tokens, core.tokens)
@@ -142,21 +122,10 @@ class Top(wiring.Component):
             core.reseed.eq(eng.reseed),
             core.clear_counters.eq(eng.clear_counters),
             eng.core_busy.eq(core.busy),
-            eng.rx_overflow.eq(uart.err.overflow | aux_lost),
-            eng.rx_frame_error.eq(uart.err.frame),
+            eng.rx_overflow.eq(link.overflow),
+            eng.rx_frame_error.eq(link.frame_error),
+            self.busy.eq(stretch(m, core.busy, hold)),
+            self.link.eq(link.activity),
+            self.error.eq(eng.error),
         ]
-
-        # LEDs: stretch short events (registered first) to ~50 ms
-        hold = max(1, self.clk_freq // 20)
-        for led, event in ((self.busy, core.busy),
-                           (self.link, (w.valid & w.ready) | (r.valid & r.ready))):
-            timer = Signal(range(hold + 1))
-            seen = Signal()
-            m.d.sync += seen.eq(event)
-            with m.If(seen):
-                m.d.sync += timer.eq(hold)
-            with m.Elif(timer != 0):
-                m.d.sync += timer.eq(timer - 1)
-            m.d.comb += led.eq(timer != 0)
-        m.d.comb += self.error.eq(eng.error)
         return m

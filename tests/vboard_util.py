@@ -18,10 +18,10 @@ P = FixedParams(n_in=20, n_hid=16, n_out=4)
 HYPER = FixedHyper(seed=12345, theta=96, b_th=40, target=96, g_shift=14, go_shift=12)
 
 
-def make_board(**kw):
+def make_board(params=P, **kw):
     from sim.board import VirtualBoard
     kw.setdefault("fast", True)
-    return VirtualBoard(P, **kw)
+    return VirtualBoard(params, **kw)
 
 
 def sample_weights(seed=0):

@@ -1,0 +1,113 @@
+"""The byte link of a design: UART (or the virtual board's side door) and the byte FIFOs.
+
+Shared by :class:`hdl.top.Top` (bytes to the gateware protocol engine) and
+:class:`hdl.soc.SoC` (bytes to the firmware's memory-mapped registers).
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out, connect
+
+from .skid import SkidBuffer
+from .uart import AsyncSerial
+
+__all__ = ["ByteLink", "stretch"]
+
+
+def stretch(m: Module, event, hold: int) -> Signal:
+    """``event`` registered, then held high for ``hold`` cycles after it falls (an LED)."""
+    seen = Signal()
+    timer = Signal(range(max(1, hold) + 1))
+    m.d.sync += seen.eq(event)
+    with m.If(seen):
+        m.d.sync += timer.eq(max(1, hold))
+    with m.Elif(timer != 0):
+        m.d.sync += timer.eq(timer - 1)
+    return timer != 0
+
+
+class ByteLink(wiring.Component):
+    """UART + receive FIFO + transmit FIFO, with the virtual board's side door.
+
+    Parameters
+    ----------
+    divisor : int
+        UART bit period in clock cycles (:func:`hdl.uart.divisor_for`).
+    rx_fifo_depth, tx_fifo_depth : int
+        Bytes the FIFOs hold (block RAM when large).
+    led_hold : int
+        Cycles the ``activity`` output stays high after a byte moved.
+
+    Interface attributes
+    --------------------
+    rx : input, tx : output
+        The serial lines (idle high).
+    aux_en : input; aux_i : stream in; aux_o : stream out
+        Side door (``sim/bridge.py``): when ``aux_en`` is high, bytes come from ``aux_i`` and
+        go to ``aux_o`` instead of the UART. A byte offered on ``aux_i`` while the receive
+        FIFO is full is lost and flagged, as on the serial line.
+    received : stream out
+        Bytes from the receive FIFO.
+    transmit : stream in
+        Bytes into the transmit FIFO (then a register slice, then the line).
+    overflow, frame_error : outputs
+        One-cycle pulses: a received byte was lost (FIFO full); a stop bit was low.
+    activity : output
+        Bytes moved in either direction recently (an LED).
+    """
+
+    rx:          In(1, init=1)
+    tx:          Out(1, init=1)
+    aux_en:      In(1)
+    aux_i:       In(stream.Signature(8))
+    aux_o:       Out(stream.Signature(8))
+    received:    Out(stream.Signature(8))
+    transmit:    In(stream.Signature(8))
+    overflow:    Out(1)
+    frame_error: Out(1)
+    activity:    Out(1)
+
+    def __init__(self, divisor: int, *, rx_fifo_depth: int, tx_fifo_depth: int,
+                 led_hold: int):
+        self.divisor = divisor
+        self.rx_fifo_depth = rx_fifo_depth
+        self.tx_fifo_depth = tx_fifo_depth
+        self.led_hold = led_hold
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart = uart = AsyncSerial(divisor=self.divisor)
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth)
+        m.submodules.tx_fifo = tx_fifo = fifo.SyncFIFOBuffered(width=8, depth=self.tx_fifo_depth)
+        m.d.comb += [uart.rx.eq(self.rx), self.tx.eq(uart.tx)]
+
+        # receive: UART or side door into the RX FIFO
+        w = rx_fifo.w_stream
+        m.d.comb += [
+            w.valid.eq(Mux(self.aux_en, self.aux_i.valid, uart.rx_o.valid)),
+            w.payload.eq(Mux(self.aux_en, self.aux_i.payload, uart.rx_o.payload)),
+            uart.rx_o.ready.eq(~self.aux_en & w.ready),
+            self.aux_i.ready.eq(self.aux_en & w.ready),
+        ]
+        aux_lost = self.aux_en & self.aux_i.valid & ~w.ready
+        wiring.connect(m, rx_fifo.r_stream, wiring.flipped(self.received))
+        m.d.comb += [self.overflow.eq(uart.err.overflow | aux_lost),
+                     self.frame_error.eq(uart.err.frame)]
+
+        # transmit: TX FIFO (then a register slice) to the UART or the side door
+        connect(m, wiring.flipped(self.transmit), tx_fifo.w_stream)
+        m.submodules.tx_slice = tx_slice = SkidBuffer(8)
+        connect(m, tx_fifo.r_stream, tx_slice.i)
+        r = tx_slice.o
+        m.d.comb += [
+            uart.tx_i.valid.eq(~self.aux_en & r.valid),
+            uart.tx_i.payload.eq(r.payload),
+            self.aux_o.valid.eq(self.aux_en & r.valid),
+            self.aux_o.payload.eq(r.payload),
+            r.ready.eq(Mux(self.aux_en, self.aux_o.ready, uart.tx_i.ready)),
+        ]
+
+        m.d.comb += self.activity.eq(
+            stretch(m, (w.valid & w.ready) | (r.valid & r.ready), self.led_hold))
+        return m
