@@ -302,7 +302,7 @@ def _baud_ok(clk_freq, baud, tolerance=0.02) -> bool:
 
 
 def build(board_name: str, *, small: bool = False, freq_mhz: float | None = None,
-          design: str = "top", standin: bool = False, overrides: dict | None = None,
+          design: str | None = None, standin: bool = False, overrides: dict | None = None,
           build_dir=None, seed: int = 1, baud: int | None = None, fit: bool = False,
           synth_only: bool = False, nextpnr_opts: tuple = (), log=print) -> dict:
     """Build one bitstream and return (and write) its report.
@@ -310,9 +310,10 @@ def build(board_name: str, *, small: bool = False, freq_mhz: float | None = None
     ``freq_mhz`` overrides the board's target clock (the PLL gives the nearest reachable
     frequency). ``overrides`` replaces ``FixedParams`` fields. With ``fit``, a build that
     misses timing is redone once at the highest PLL frequency not above the achieved fmax
-    (but not below the board's minimum). ``design`` is ``"top"`` (``hdl.top.Top``),
-    ``"core"`` (the core alone, :mod:`boards.harness`) or ``"standin"`` (UART loopback;
-    also ``standin=True``). With ``synth_only`` the build stops after Yosys; the report then
+    (but not below the board's minimum). ``design`` is ``"top"`` (``hdl.top.Top``), ``"soc"``
+    (``hdl.soc.SoC``, the soft-core engine), ``"core"`` (the core alone,
+    :mod:`boards.harness`) or ``"standin"`` (UART loopback; also ``standin=True``); None is
+    the board's own (``Board.design``). With ``synth_only`` the build stops after Yosys; the report then
     has the cell counts and the deepest paths estimated by :mod:`boards.depth`.
     ``nextpnr_opts`` are appended to the board's nextpnr options (e.g. ``--router router2``).
     """
@@ -320,6 +321,7 @@ def build(board_name: str, *, small: bool = False, freq_mhz: float | None = None
         design = "standin"
     setup_environment()
     board = get_board(board_name)
+    design = design or board.design
     params = board.small_params if small else board.params
     if overrides:
         params = dataclasses.replace(params, **overrides)
@@ -589,9 +591,11 @@ def main(argv=None) -> int:
                         metavar="NAME=VALUE", help="override a FixedParams field, e.g. n_hid=64")
     parser.add_argument("--baud", type=int, help="UART baud rate (default: the board's)")
     parser.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-    parser.add_argument("--design", choices=DESIGNS, default="top",
-                        help="top: hdl.top.Top (default); core: the learning core alone "
-                             "between registers, for its own fmax; standin: UART loopback")
+    parser.add_argument("--design", choices=DESIGNS, default=None,
+                        help="top: hdl.top.Top (the ULX3S default); soc: hdl.soc.SoC, the "
+                             "soft-core engine (the iCEBreaker default); core: the learning "
+                             "core alone between registers, for its own fmax; standin: UART "
+                             "loopback")
     parser.add_argument("--standin", action="store_true", help="same as --design standin")
     parser.add_argument("--nextpnr-opt", action="append", default=[], metavar="OPT",
                         help="extra nextpnr argument, repeatable; e.g. --nextpnr-opt=--router "

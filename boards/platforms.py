@@ -61,6 +61,7 @@ class Board:
     #: Yosys commands after ``read_rtlil`` (before ``synth_<family>``)
     yosys_after_read: tuple = ()
     nextpnr_opts: tuple = ()
+    design: str = "top"       #: the design of ``make bitstream`` (see :func:`make_top`)
     programmer: str = ""      #: tool name, overridable through the environment
     programmer_env: str = ""
 
@@ -149,16 +150,20 @@ def get_board(name: str) -> Board:
         raise ValueError(f"board must be one of {', '.join(BOARDS)}, not {name!r}") from None
 
 
-DESIGNS = ("top", "core", "standin")
+DESIGNS = ("top", "soc", "core", "standin")
 
 
 def make_top(params: FixedParams, clk_freq: int, baud: int, *, design: str = "top"):
     """The design behind the pins.
 
-    ``"top"`` is ``hdl.top.Top`` (the product); ``"core"`` the learning core alone in a
-    timing harness (:mod:`boards.harness`); ``"standin"`` a UART loopback
-    (:mod:`boards.standin`) for testing the flow.
+    ``"top"`` is ``hdl.top.Top`` (the dataflow core); ``"soc"`` ``hdl.soc.SoC`` (the soft-core
+    engine running ``fw/``: the same model and protocol on a small CPU); ``"core"`` the
+    learning core alone in a timing harness (:mod:`boards.harness`); ``"standin"`` a UART
+    loopback (:mod:`boards.standin`) for testing the flow.
     """
+    if design == "soc":
+        from hdl.soc import SoC
+        return SoC(params, clk_freq, baud)
     if design == "standin":
         from .standin import StandInTop
         return StandInTop(params, clk_freq, baud)

@@ -288,3 +288,8 @@ int hal_native_init(int argc, char **argv)
     fflush(stdout);
     return 0;
 }
+
+void hal_leds(uint32_t bits)
+{
+    (void)bits;     /* no LEDs on a host */
+}

@@ -298,6 +298,14 @@ static uint8_t configure(void)
     return 0;
 }
 
+/* LEDs as the gateware's: error = a NAK was sent or a receive error happened (sticky until
+ * RESET), busy = steps running */
+static void leds(uint32_t busy)
+{
+    hal_leds((busy ? HAL_LED_BUSY : 0)
+             | (L.naked || hal_link_flags() ? HAL_LED_ERROR : 0));
+}
+
 static uint8_t sample(void)
 {
     uint8_t f = buf[0], label = buf[1], code;
@@ -316,7 +324,9 @@ static uint8_t sample(void)
         L.in_sample = 1;
         L.result_valid = 0;
     }
+    leds(1);
     steps(1);
+    leds(0);
     if (f & 2) {
         L.prediction = (uint8_t)snn_end();
         L.result_valid = 1;
@@ -425,6 +435,7 @@ static void frame(uint8_t status)
         if (L.type == CMD_READ_COUNTERS && (buf[0] & 1))
             snn_clear_counters();                      /* clear after reading */
     }
+    leds(0);
 }
 
 /* -- receiver --------------------------------------------------------------------------- */

@@ -1,16 +1,18 @@
-"""Single-port weight RAM: an iCE40UP5K ``SB_SPRAM256KA`` (16k x 16 bit) or its model.
+"""Single-port RAMs on iCE40UP5K ``SB_SPRAM256KA`` (16k x 16 bit), or their models.
 
-Used for the weight banks ``W`` when ``FixedParams.weight_ram == "spram"``. The RAM has one
-address per cycle, so its users never read and write in the same cycle (the gradient walk
-reads on one clock phase and writes back on the other, :class:`hdl.gradient.GradientWalk`).
+:class:`SinglePortRAM` holds a weight bank; :class:`WordRAM` is the soft core's data memory.
+SinglePortRAM is used for the weight banks ``W`` when ``FixedParams.weight_ram == "spram"``.
+The RAM has one address per cycle, so its users never read and write in the same cycle (the
+gradient walk reads on one clock phase and writes back on the other,
+:class:`hdl.gradient.GradientWalk`).
 """
 
-from amaranth.hdl import ClockSignal, Instance, Module, Mux, Shape, Signal, Value
+from amaranth.hdl import Array, Cat, ClockSignal, Instance, Module, Mux, Shape, Signal, Value
 from amaranth.lib import memory, wiring
-from amaranth.lib.wiring import Out
+from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-__all__ = ["SinglePortRAM", "SPRAM_DEPTH", "SPRAM_WIDTH", "ram_ports"]
+__all__ = ["SinglePortRAM", "WordRAM", "SPRAM_DEPTH", "SPRAM_WIDTH", "ram_ports"]
 
 SPRAM_DEPTH = 16384
 SPRAM_WIDTH = 16
@@ -75,4 +77,68 @@ class SinglePortRAM(wiring.Component):
                 m.d.sync += rd.data.eq(~Value.cast(wr.data))
             with m.Elif(rd.en):
                 m.d.sync += rd.data.eq(port.data)
+        return m
+
+
+class WordRAM(wiring.Component):
+    """A 32-bit RAM with byte enables on iCE40UP5K ``SB_SPRAM256KA`` pairs, or its model.
+
+    One access per cycle: ``en`` with ``wstrb == 0`` reads ``addr`` (the word is on ``rdata``
+    from the next cycle until the next access); ``en`` with byte enables ``wstrb`` writes
+    those bytes of ``wdata``. Each 16k-word bank is two SPRAMs side by side (their nibble
+    write masks give the byte enables); ``depth`` above 16k words uses several banks.
+
+    Parameters
+    ----------
+    depth : int
+        Words (a multiple of 16384 on iCE40; any power of two in simulation).
+
+    Interface attributes
+    --------------------
+    en : In(1); addr : In(word address); wdata : In(32); wstrb : In(4); rdata : Out(32)
+    """
+
+    def __init__(self, depth: int):
+        if depth <= 0 or depth & (depth - 1):
+            raise ValueError(f"depth must be a power of two, not {depth!r}")
+        self.depth = depth
+        super().__init__({"en": In(1), "addr": In(ceil_log2(depth)), "wdata": In(32),
+                          "wstrb": In(4), "rdata": Out(32)})
+
+    def elaborate(self, platform):
+        m = Module()
+        if getattr(platform, "family", None) == "iCE40":
+            if self.depth % SPRAM_DEPTH:
+                raise ValueError(f"an SPRAM word RAM holds a multiple of {SPRAM_DEPTH} words")
+            banks = self.depth // SPRAM_DEPTH
+            bank = self.addr[ceil_log2(SPRAM_DEPTH):]
+            bank_q = Signal.like(bank) if banks > 1 else None
+            outs = []
+            for b in range(banks):
+                dout = Signal(32)
+                select = self.en & (bank == b) if banks > 1 else self.en
+                for half in range(2):
+                    strobes = self.wstrb[2 * half:2 * half + 2]
+                    m.submodules[f"spram{b}_{half}"] = Instance(
+                        "SB_SPRAM256KA",
+                        i_ADDRESS=self.addr[:ceil_log2(SPRAM_DEPTH)],
+                        i_DATAIN=self.wdata[16 * half:16 * half + 16],
+                        i_MASKWREN=Cat(strobes[0], strobes[0], strobes[1], strobes[1]),
+                        i_WREN=strobes.any(), i_CHIPSELECT=select,
+                        i_CLOCK=ClockSignal(), i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1,
+                        o_DATAOUT=dout[16 * half:16 * half + 16])
+                outs.append(dout)
+            if banks > 1:
+                with m.If(self.en):
+                    m.d.sync += bank_q.eq(bank)
+                m.d.comb += self.rdata.eq(Array(outs)[bank_q])
+            else:
+                m.d.comb += self.rdata.eq(outs[0])
+        else:
+            m.submodules.mem = mem = memory.Memory(shape=32, depth=self.depth, init=[])
+            rd = mem.read_port()
+            wr = mem.write_port(granularity=8)
+            m.d.comb += [rd.addr.eq(self.addr), rd.en.eq(self.en & (self.wstrb == 0)),
+                         wr.addr.eq(self.addr), wr.data.eq(self.wdata),
+                         wr.en.eq(Mux(self.en, self.wstrb, 0)), self.rdata.eq(rd.data)]
         return m

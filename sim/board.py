@@ -1,10 +1,10 @@
-"""Virtual board: ``hdl.top.Top`` in Verilator behind a TCP socket.
+"""Virtual board: ``hdl.top.Top`` (or ``hdl.soc.SoC``) in Verilator behind a TCP socket.
 
     python -m sim.board [--port P] [--baud B] [--clk F] [--params n_hid=64,lanes=2]
-                        [--link byte|serial] [--cpb N] [--core module:Class]
+                        [--link byte|serial] [--cpb N] [--design top|soc] [--core module:Class]
 
-builds the same ``Top`` the bitstreams use (wrapped by ``sim.bridge.BridgeTop``), runs it in
-Verilator through cocotb (``sim/bridge_cocotb.py``) and prints ``socket://127.0.0.1:PORT``
+builds the same ``Top`` the bitstreams use (``--design soc``: the iCEBreaker's soft-core
+``SoC``), wrapped by ``sim.bridge.BridgeTop``, runs it in Verilator through cocotb (``sim/bridge_cocotb.py``) and prints ``socket://127.0.0.1:PORT``
 once it listens. Open that URL with ``serial.serial_for_url(url)`` (or
 ``host.device.Device.open(url)``) exactly like ``/dev/ttyUSB1``. It runs until SIGINT/SIGTERM
 or a ``shutdown`` control command (:func:`control`).
@@ -88,8 +88,22 @@ def load_core(spec: str | None):
     return getattr(importlib.import_module(module), attr)
 
 
-def make_top(params, clk_freq, baud, *, core=None, timeout_cycles=None, max_payload=512,
-             rx_fifo_depth=512):
+DESIGNS = ("top", "soc")
+
+
+def make_top(params, clk_freq, baud, *, design="top", core=None, timeout_cycles=None,
+             max_payload=512, rx_fifo_depth=None):
+    """``design`` "top": ``hdl.top.Top`` (the dataflow core); "soc": ``hdl.soc.SoC`` (the
+    soft-core engine running ``fw/``). ``rx_fifo_depth`` None: the design's default."""
+    if design == "soc":
+        if core is not None:
+            raise BoardError("--core applies to the 'top' design only")
+        from hdl.soc import SoC
+        return SoC(params, clk_freq, baud, timeout_cycles=timeout_cycles,
+                   max_payload=max_payload,
+                   **({} if rx_fifo_depth is None else {"rx_fifo_depth": rx_fifo_depth}))
+    if design != "top":
+        raise BoardError(f"design must be one of {', '.join(DESIGNS)}, not {design!r}")
     from hdl.top import Top
     if core is None:
         try:
@@ -98,12 +112,13 @@ def make_top(params, clk_freq, baud, *, core=None, timeout_cycles=None, max_payl
             raise BoardError(f"hdl.core.LearningCore is not available ({exc}); run with "
                              f"--core tests.standin_core:StandInCore to test the link alone")
     return Top(params, clk_freq, baud, core=core, timeout_cycles=timeout_cycles,
-               max_payload=max_payload, rx_fifo_depth=rx_fifo_depth)
+               max_payload=max_payload, rx_fifo_depth=rx_fifo_depth or 512)
 
 
 def build(params: FixedParams, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_BAUD, *,
-          core=None, width: int = 256, timeout_cycles: int | None = None,
-          max_payload: int = 512, rx_fifo_depth: int = 512, quiet: bool = False) -> dict:
+          design: str = "top", core=None, width: int = 256, timeout_cycles: int | None = None,
+          max_payload: int = 512, rx_fifo_depth: int | None = None,
+          quiet: bool = False) -> dict:
     """Elaborate, convert and (if not cached) Verilate the virtual board.
 
     Returns ``{"dir", "divisor", "timeout_cycles", "rx_fifo_depth", "max_payload", "built"}``.
@@ -115,7 +130,7 @@ def build(params: FixedParams, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_
 
     import cocotb
     src_key = _source_key(params, clk_freq, baud, core, width, timeout_cycles, max_payload,
-                          rx_fifo_depth, cocotb.__version__)
+                          rx_fifo_depth, design, cocotb.__version__)
     meta = BUILD / "by-source" / f"{src_key}.json"
     if meta.exists():
         info = json.loads(meta.read_text())
@@ -125,15 +140,16 @@ def build(params: FixedParams, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_
     from sim.bridge import BridgeTop
     from sim.runner import setup_verilator_env, verilator_runner
 
-    top = make_top(params, clk_freq, baud, core=core, timeout_cycles=timeout_cycles,
-                   max_payload=max_payload, rx_fifo_depth=rx_fifo_depth)
+    top = make_top(params, clk_freq, baud, design=design, core=core,
+                   timeout_cycles=timeout_cycles, max_payload=max_payload,
+                   rx_fifo_depth=rx_fifo_depth)
     wrapper = BridgeTop(top, width=width)
     text = verilog.convert(wrapper, name="top", emit_src=False)
     recipe = repr(BUILD_ARGS) + cocotb.__version__ + _public_vlt(wrapper)
     key = hashlib.sha1((text + recipe).encode()).hexdigest()[:16]
     build_dir = BUILD / key
     info = {"dir": str(build_dir), "divisor": top.divisor, "timeout_cycles": top.timeout_cycles,
-            "rx_fifo_depth": rx_fifo_depth, "max_payload": max_payload, "built": False}
+            "rx_fifo_depth": top.rx_fifo_depth, "max_payload": max_payload, "built": False}
     BUILD.mkdir(parents=True, exist_ok=True)
     with open(BUILD / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -165,6 +181,8 @@ def _source_key(*args) -> str:
     h = hashlib.sha1()
     core = args[3]
     files = sorted((ROOT / "hdl").glob("*.py")) + sorted((ROOT / "golden").glob("*.py"))
+    files += sorted(f for f in (ROOT / "fw").iterdir() if f.suffix in (".py", ".c", ".h", ".S",
+                                                                        ".ld"))
     files += [ROOT / "host" / "protocol.py", ROOT / "sim" / "bridge.py",
               ROOT / "sim" / "board.py"]
     if core is not None:
@@ -229,7 +247,7 @@ class VirtualBoard:
     """
 
     def __init__(self, params: FixedParams | None = None, *, clk_freq: int = DEFAULT_CLK,
-                 baud: int = DEFAULT_BAUD, core=None, link: str = "byte",
+                 baud: int = DEFAULT_BAUD, design: str = "top", core=None, link: str = "byte",
                  cpb: int | None = None, fast: bool = False, port: int = 0,
                  host: str = "127.0.0.1", timeout_cycles: int | None = 200_000,
                  width: int = 256, poll: int = 256, log: str | os.PathLike | None = None,
@@ -238,6 +256,7 @@ class VirtualBoard:
             raise ValueError(f"link must be 'byte' or 'serial', not {link!r}")
         self.params = params or FixedParams()
         self.clk_freq, self.baud = int(clk_freq), int(baud)
+        self.design = design
         self.core = core
         self.link = link
         self.cpb = 1 if fast and cpb is None else cpb
@@ -252,7 +271,8 @@ class VirtualBoard:
 
     def start(self, wait: float = 600.0) -> "VirtualBoard":
         core = load_core(self.core) if isinstance(self.core, str) else self.core
-        self.info = build(self.params, self.clk_freq, self.baud, core=core, width=self.width,
+        self.info = build(self.params, self.clk_freq, self.baud, design=self.design, core=core,
+                          width=self.width,
                           timeout_cycles=self.timeout_cycles, quiet=self.quiet)
         build_dir = Path(self.info["dir"])
         cpb = self.cpb if self.cpb is not None else 10 * self.info["divisor"]
@@ -354,6 +374,9 @@ def main(argv=None):
     ap.add_argument("--fast", action="store_true", help="byte link at 1 cycle per byte")
     ap.add_argument("--timeout-cycles", type=int, default=200_000,
                     help="inter-byte timeout inside a frame, in cycles")
+    ap.add_argument("--design", choices=DESIGNS, default="top",
+                    help="top: the dataflow core (hdl.top.Top); soc: the soft-core engine "
+                         "(hdl.soc.SoC running fw/, the iCEBreaker design)")
     ap.add_argument("--core", default=None,
                     help="module:Class of the core (default: hdl.core.LearningCore)")
     ap.add_argument("--log", default=None, help="simulator log file")
@@ -361,7 +384,8 @@ def main(argv=None):
 
     try:
         params = parse_params(args.params)
-        vb = VirtualBoard(params, clk_freq=args.clk, baud=args.baud, core=args.core,
+        vb = VirtualBoard(params, clk_freq=args.clk, baud=args.baud, design=args.design,
+                          core=args.core,
                           link=args.link, cpb=args.cpb, fast=args.fast, port=args.port,
                           host=args.host, timeout_cycles=args.timeout_cycles, log=args.log,
                           quiet=False)
@@ -377,7 +401,7 @@ def main(argv=None):
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(vb.url, flush=True)
-    print(f"sim.board: {params} clk={args.clk} baud={args.baud} link={args.link} "
+    print(f"sim.board: {args.design} {params} clk={args.clk} baud={args.baud} link={args.link} "
           f"cpb={vb.cpb_effective} (Ctrl-C or a 'shutdown' control command stops it)",
           file=sys.stderr, flush=True)
     while vb.alive() and not stopping["flag"]:
