@@ -6,7 +6,8 @@ Writes ``build/bench.json``, ``build/bench.md`` (the table the README shows) and
 ``build/bench_*.png``. Cycle counts come from the RTL running in Verilator, every run checked
 bit for bit against ``golden.fixed.FixedCore`` by the whole-core bench (``sim/tb_core.py``).
 Accuracy curves over the activity sweep come from the fixed-point model, which the RTL
-reproduces exactly. fmax comes from the board reports (``make bitstream``); a board without
+reproduces exactly. The soft-core engine (the iCEBreaker design, ``bench/soc.py``) runs the
+same T-Randman samples on its own virtual board. fmax comes from the board reports (``make bitstream``); a board without
 one is reported as missing.
 """
 
@@ -23,6 +24,8 @@ import numpy as np
 from golden.data import make_randman
 from golden.fixed import FixedCore, FixedHyper, FixedParams, init_weights
 from golden.quantize import OTPE_HYPER
+
+from .soc import soc_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build"
@@ -236,13 +239,19 @@ def summarise(r: dict) -> dict:
                 "no fmax in the report"}
             continue
         s["fmax_mhz"][board] = rep["fmax_mhz"]
-        lanes = rep.get("params", {}).get("lanes", 1)
-        cyc = r["rtl"]["core"].get(f"lanes{lanes}", core)["cycles_per_sample"]
         clock = min(rep["fmax_mhz"], rep.get("target_mhz", rep["fmax_mhz"])) * 1e6
+        if rep.get("design") == "hdl.soc.SoC":     # the soft-core engine: its own cycles
+            cyc, lanes_of_cycles = r["soc"]["learn"]["end_to_end_cycles_per_sample"], None
+        else:
+            lanes = rep.get("params", {}).get("lanes", 1)
+            cyc = r["rtl"]["core"].get(f"lanes{lanes}", core)["cycles_per_sample"]
+            lanes_of_cycles = lanes if f"lanes{lanes}" in r["rtl"]["core"] else 1
         s["projected_samples_per_s"][board] = {
             "samples_per_s": round(clock / cyc, 1), "clock_mhz": clock / 1e6,
-            "cycles_per_sample": cyc,
-            "lanes_of_cycles": lanes if f"lanes{lanes}" in r["rtl"]["core"] else 1, "task": "T-Randman 50/128/10, T=50, learning"}
+            "cycles_per_sample": cyc, "design": rep.get("design"),
+            "lanes_of_cycles": lanes_of_cycles, "task": "T-Randman 50/128/10, T=50, learning"}
+    s["soft_core_cycles_per_sample"] = {
+        key: r["soc"][key]["end_to_end_cycles_per_sample"] for key in ("learn", "infer")}
     acc = r["golden_report"]["accuracy"]["t_randman"]
     s["accuracy"] = {rule: {"float": e["float"], "fixed": e["fixed"]} for rule, e in acc.items()}
     s["accuracy"]["chip_rule"] = {"float": acc["ottt"]["hardware"]["float"],
@@ -288,10 +297,13 @@ def markdown(s: dict) -> str:
         rows.append(("bytes per input event on the wire (T-Randman)", f"{s['bytes_per_event']:.2f}"))
         for cfg, u in s["link_utilisation"].items():
             rows.append((f"link utilisation, streamed epoch ({cfg})", f"{100 * u:.1f} %"))
+    soft = s["soft_core_cycles_per_sample"]
+    rows.append(("soft-core engine (UP5K design), cycles per sample: learning / inference",
+                 f"{soft['learn']:.0f} / {soft['infer']:.0f}"))
     for board, f in s["fmax_mhz"].items():
         proj = s["projected_samples_per_s"][board]
         rows.append((f"{board}: fmax / projected learning samples/s",
-                     f"{f:.1f} MHz / {proj['samples_per_s']:.0f}" if f else
+                     f"{f:.1f} MHz / {proj['samples_per_s']:.1f}" if f else
                      f"none ({proj['why']})"))
     chip = s["accuracy"]["chip_rule"]
     rows.append(("T-Randman accuracy, chip rule: float / fixed / RTL subset",
@@ -376,6 +388,7 @@ def main(argv=None):
     r["golden_report"] = golden_report(args.quick)
     r["rtl"] = rtl_section(args.quick)
     r["link"] = link_section(args.quick)
+    r["soc"] = soc_section(args.quick, log=log)
     r["boards"] = boards_section()
     r["summary"] = summarise(r)
     r["bench_seconds"] = round(time.perf_counter() - t0, 1)

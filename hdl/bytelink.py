@@ -15,13 +15,26 @@ __all__ = ["ByteLink", "stretch"]
 
 
 def stretch(m: Module, event, hold: int) -> Signal:
-    """``event`` registered, then held high for ``hold`` cycles after it falls (an LED)."""
-    seen = Signal()
-    timer = Signal(range(max(1, hold) + 1))
+    """``event`` registered, then held high for ``hold`` cycles after it falls (an LED).
+
+    The time is counted in ticks of a free-running prescaler (a power of two cycles, at
+    most ``hold / 8``), so the hold time is exact to one tick (1/8 or better) and no long
+    counter is loaded and decremented in one cycle (a slow LUT chain on iCE40).
+    """
+    hold = max(1, hold)
+    shift = (hold // 8).bit_length() - 1 if hold >= 16 else 0
+    ticks = -(-hold // (1 << shift))
+    seen, tick = Signal(), Signal()
+    timer = Signal(range(ticks + 1))
     m.d.sync += seen.eq(event)
+    if shift:
+        prescaler = Signal(shift)
+        m.d.sync += [prescaler.eq(prescaler + 1), tick.eq(prescaler.all())]
+    else:
+        m.d.comb += tick.eq(1)
     with m.If(seen):
-        m.d.sync += timer.eq(max(1, hold))
-    with m.Elif(timer != 0):
+        m.d.sync += timer.eq(ticks)
+    with m.Elif(tick & (timer != 0)):
         m.d.sync += timer.eq(timer - 1)
     return timer != 0
 

@@ -1,0 +1,208 @@
+"""The soft-core engine: the whole device as firmware on an RV32 CPU (the iCE40 UP5K design).
+
+The UP5K's 5,280 logic cells cannot hold the dataflow learning core (``hdl/core.py``), but
+it has 128 KB of single-port RAM. Here one small CPU (:class:`hdl.rv32.RV32`) runs the
+firmware in ``fw/`` (the same fixed-point model, ``fw/snn.c``, and the same host protocol,
+``fw/link.c``) out of a block-RAM ROM, with its data in the SPRAMs. The pins are those of
+:class:`hdl.top.Top`, so the boards, the virtual board and the host driver use either.
+
+Memory map (byte addresses; ``addr[28:30]`` selects the region, the rest wraps inside it;
+the I/O registers are decoded from ``addr[2:5]`` only, for a short decode path):
+
+==============  ==========================================================================
+``0x0000_0000`` ROM: the firmware image (``.text``, ``.rodata``, ``.data`` load image)
+``0x1000_0000`` RAM: ``ram_words`` 32-bit words (SPRAM on iCE40), stack at the top
+``0x2000_0000`` I/O registers, :class:`IoReg`
+==============  ==========================================================================
+
+Every access takes two cycles (the request cycle, then ``ready`` with the data of the
+synchronous memories); a write to ``TXDATA`` waits while the transmit FIFO is full.
+"""
+
+import enum
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out, connect
+from amaranth.utils import ceil_log2
+
+from golden.fixed import FixedParams
+
+from .bytelink import ByteLink, stretch
+from .rv32 import RV32
+from .spram import WordRAM
+from .uart import divisor_for
+
+__all__ = ["SoC", "IoReg", "Region", "REGION_SHIFT", "STATUS_RX_OVERFLOW", "STATUS_RX_FRAMING"]
+
+REGION_SHIFT = 28          #: ``addr >> REGION_SHIFT`` is the :class:`Region`
+IO_DECODE_BITS = 5         #: I/O registers are told apart by ``addr[2:IO_DECODE_BITS]``
+ROM_GRANULE = 256          #: ROM depth is a multiple of this many words (2 EBR at 32 bits)
+STATUS_RX_OVERFLOW = 1     #: STATUS bit: a received byte was lost (sticky, write 1 to clear)
+STATUS_RX_FRAMING = 2      #: STATUS bit: a stop bit was low (sticky, write 1 to clear)
+LED_BUSY = 1               #: LEDS bit: the firmware is computing
+LED_ERROR = 2              #: LEDS bit: an error to show (a NAK was sent)
+
+
+class Region(enum.IntEnum):
+    ROM = 0
+    RAM = 1
+    IO = 2
+
+    @property
+    def base(self) -> int:
+        return self.value << REGION_SHIFT
+
+
+class IoReg(enum.IntEnum):
+    """I/O registers (offsets from ``Region.IO.base``; below ``2**IO_DECODE_BITS``)."""
+    RXDATA = 0x00   #: read: bit 8 set if a byte was taken from the receive FIFO, bits 0-7 it
+    TXDATA = 0x04   #: write: bits 0-7 into the transmit FIFO (waits while it is full)
+    STATUS = 0x08   #: read: ``STATUS_*`` sticky bits; write: ones clear them
+    CYCLES = 0x0C   #: read: free-running clock-cycle counter
+    LEDS = 0x10     #: write: ``LED_*`` bits
+
+
+class SoC(wiring.Component):
+    """RV32 CPU + firmware ROM + word RAM + byte link + cycle counter.
+
+    Parameters
+    ----------
+    params : FixedParams
+        The network the firmware is built for (its arrays are sized at compile time).
+    clk_freq, baud : int
+        Clock (Hz) and UART bit rate, as :class:`hdl.top.Top`.
+    max_payload : int
+        Largest frame payload the firmware accepts (its frame buffer, in RAM).
+    rx_fifo_depth, tx_fifo_depth : int
+        Byte FIFOs (block RAM). The receive FIFO holds what arrives while a frame executes.
+    timeout_cycles : int or None
+        Inter-byte timeout inside a frame (default 50 ms of ``clk_freq``).
+    ram_words : int
+        Data memory, 32-bit words: 32768 is the UP5K's four SPRAMs (128 KB).
+    image : bytes or None
+        The ROM contents; by default the firmware built by :func:`fw.image.build_image`.
+
+    Interface attributes: as :class:`hdl.top.Top` (``rx``, ``tx``, ``busy``, ``error``,
+    ``link``, ``aux_en``, ``aux_i``, ``aux_o``); ``error`` is also lit by a CPU trap.
+    """
+
+    rx:     In(1, init=1)
+    tx:     Out(1, init=1)
+    busy:   Out(1)
+    error:  Out(1)
+    link:   Out(1)
+    aux_en: In(1)
+    aux_i:  In(stream.Signature(8))
+    aux_o:  Out(stream.Signature(8))
+
+    def __init__(self, params: FixedParams, clk_freq: int, baud: int, *,
+                 max_payload: int = 512, rx_fifo_depth: int = 2048, tx_fifo_depth: int = 512,
+                 timeout_cycles: int | None = None, ram_words: int = 32768,
+                 image: bytes | None = None):
+        if not isinstance(params, FixedParams):
+            raise TypeError(f"params must be a FixedParams, not {params!r}")
+        self.params = params
+        self.clk_freq = int(clk_freq)
+        self.baud = int(baud)
+        self.divisor = divisor_for(self.clk_freq, self.baud)
+        self.max_payload = max_payload
+        self.rx_fifo_depth = rx_fifo_depth
+        self.tx_fifo_depth = tx_fifo_depth
+        self.timeout_cycles = (timeout_cycles if timeout_cycles is not None
+                               else max(1000, self.clk_freq // 20))
+        self.ram_words = ram_words
+        if image is None:
+            from fw.image import build_image
+            image = build_image(params, clk_freq=self.clk_freq, baud=self.baud,
+                                max_payload=max_payload, rx_fifo_depth=rx_fifo_depth,
+                                timeout_cycles=self.timeout_cycles, ram_bytes=4 * ram_words)
+        self.image = bytes(image)
+        words = -(-len(self.image) // 4)
+        self.rom_words = max(ROM_GRANULE, -(-words // ROM_GRANULE) * ROM_GRANULE)
+        super().__init__()
+
+    def rom_init(self) -> list[int]:
+        data = self.image + bytes(-len(self.image) % 4)
+        return [int.from_bytes(data[i:i + 4], "little") for i in range(0, len(data), 4)]
+
+    def elaborate(self, platform):
+        m = Module()
+        hold = self.clk_freq // 20     # LEDs: ~50 ms
+        m.submodules.cpu = cpu = RV32(reset_addr=Region.ROM.base)
+        m.submodules.rom = rom = memory.Memory(shape=32, depth=self.rom_words,
+                                               init=self.rom_init())
+        m.submodules.ram = ram = WordRAM(self.ram_words)
+        m.submodules.link = link = ByteLink(self.divisor, rx_fifo_depth=self.rx_fifo_depth,
+                                            tx_fifo_depth=self.tx_fifo_depth, led_hold=hold)
+        m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx), link.aux_en.eq(self.aux_en)]
+        connect(m, wiring.flipped(self.aux_i), link.aux_i)
+        connect(m, link.aux_o, wiring.flipped(self.aux_o))
+
+        bus = cpu.bus
+        ack = Signal()                 # the cycle after the request: ready
+        region_q = Signal(2)
+        io_data = Signal(32)
+        request = bus.valid & ~ack
+        region = bus.addr[REGION_SHIFT:REGION_SHIFT + 2]
+        write = bus.wstrb.any()
+        io_reg = Cat(Const(0, 2), bus.addr[2:IO_DECODE_BITS])
+        io = request & (region == Region.IO)
+        stall = Signal()
+
+        rom_rd = rom.read_port()
+        m.d.comb += [rom_rd.addr.eq(bus.addr[2:]),
+                     rom_rd.en.eq(request & (region == Region.ROM))]
+        m.d.comb += [ram.addr.eq(bus.addr[2:]), ram.wdata.eq(bus.wdata),
+                     ram.wstrb.eq(bus.wstrb), ram.en.eq(request & (region == Region.RAM))]
+
+        # I/O registers
+        cycles = Signal(32)
+        sticky = Signal(2)
+        leds = Signal(2)
+        m.d.sync += cycles.eq(cycles + 1)
+        m.d.sync += sticky.eq(sticky | Cat(link.overflow, link.frame_error))
+        # One byte register each way between the bus and the FIFOs, so that no FIFO logic
+        # sits behind the bus decode: ``rx_byte`` is refilled while empty, ``tx_byte`` is
+        # drained while full (a TXDATA write waits while it is full).
+        rx, tx = link.received, link.transmit
+        rx_byte, rx_full = Signal(8), Signal()
+        tx_full = Signal()
+        m.d.comb += [rx.ready.eq(~rx_full), tx.valid.eq(tx_full),
+                     stall.eq(tx_full & io & write & (io_reg == IoReg.TXDATA))]
+        with m.If(rx.valid & rx.ready):
+            m.d.sync += [rx_byte.eq(rx.payload), rx_full.eq(1)]
+        with m.If(tx.valid & tx.ready):
+            m.d.sync += tx_full.eq(0)
+        with m.If(io & ~stall):               # the request cycle of an I/O access
+            with m.Switch(io_reg):
+                with m.Case(IoReg.RXDATA):
+                    m.d.sync += io_data.eq(Cat(rx_byte, rx_full))
+                    with m.If(~write & rx_full):      # taken (else a refill may land now)
+                        m.d.sync += rx_full.eq(0)
+                with m.Case(IoReg.TXDATA):
+                    with m.If(write):
+                        m.d.sync += [tx.payload.eq(bus.wdata[:8]), tx_full.eq(1)]
+                with m.Case(IoReg.STATUS):
+                    m.d.sync += io_data.eq(sticky)
+                    with m.If(write):
+                        m.d.sync += sticky.eq((sticky & ~bus.wdata[:2])
+                                              | Cat(link.overflow, link.frame_error))
+                with m.Case(IoReg.CYCLES):
+                    m.d.sync += io_data.eq(cycles)
+                with m.Case(IoReg.LEDS):
+                    with m.If(write):
+                        m.d.sync += leds.eq(bus.wdata[:2])
+
+        with m.If(ack):
+            m.d.sync += ack.eq(0)
+        with m.Elif(request & ~stall):
+            m.d.sync += [ack.eq(1), region_q.eq(region)]
+        m.d.comb += [bus.ready.eq(ack),
+                     bus.rdata.eq(Mux(region_q == Region.ROM, rom_rd.data,
+                                      Mux(region_q == Region.RAM, ram.rdata, io_data)))]
+
+        m.d.comb += [self.busy.eq(stretch(m, leds[0], hold)),
+                     self.error.eq((leds & LED_ERROR).any() | cpu.trap),
+                     self.link.eq(link.activity)]
+        return m
