@@ -16,7 +16,8 @@ the I/O registers are decoded from ``addr[2:5]`` only, for a short decode path):
 ==============  ==========================================================================
 
 Every access takes two cycles (the request cycle, then ``ready`` with the data of the
-synchronous memories); a write to ``TXDATA`` waits while the transmit FIFO is full.
+synchronous memories); a write to ``TXDATA`` waits while the byte before it has not yet
+entered the transmit FIFO.
 """
 
 import enum
@@ -163,8 +164,8 @@ class SoC(wiring.Component):
         m.d.sync += cycles.eq(cycles + 1)
         m.d.sync += sticky.eq(sticky | Cat(link.overflow, link.frame_error))
         # One byte register each way between the bus and the FIFOs, so that no FIFO logic
-        # sits behind the bus decode: ``rx_byte`` is refilled while empty, ``tx_byte`` is
-        # drained while full (a TXDATA write waits while it is full).
+        # sits behind the bus decode: ``rx_byte`` is refilled while empty, the transmit
+        # payload register drains into the FIFO while full (a TXDATA write waits meanwhile).
         rx, tx = link.received, link.transmit
         rx_byte, rx_full = Signal(8), Signal()
         tx_full = Signal()
@@ -174,25 +175,29 @@ class SoC(wiring.Component):
             m.d.sync += [rx_byte.eq(rx.payload), rx_full.eq(1)]
         with m.If(tx.valid & tx.ready):
             m.d.sync += tx_full.eq(0)
-        with m.If(io & ~stall):               # the request cycle of an I/O access
+        # reads answer from the request cycle; writes take effect a cycle later, from
+        # registered copies (no bus decode in front of the registers they change)
+        wr_reg, wr_data, wr_en = Signal.like(io_reg), Signal(8), Signal()
+        m.d.sync += [wr_en.eq(io & write & ~stall), wr_reg.eq(io_reg), wr_data.eq(bus.wdata[:8])]
+        with m.If(io & ~write):
             with m.Switch(io_reg):
                 with m.Case(IoReg.RXDATA):
                     m.d.sync += io_data.eq(Cat(rx_byte, rx_full))
-                    with m.If(~write & rx_full):      # taken (else a refill may land now)
+                    with m.If(rx_full):               # taken (else a refill may land now)
                         m.d.sync += rx_full.eq(0)
-                with m.Case(IoReg.TXDATA):
-                    with m.If(write):
-                        m.d.sync += [tx.payload.eq(bus.wdata[:8]), tx_full.eq(1)]
                 with m.Case(IoReg.STATUS):
                     m.d.sync += io_data.eq(sticky)
-                    with m.If(write):
-                        m.d.sync += sticky.eq((sticky & ~bus.wdata[:2])
-                                              | Cat(link.overflow, link.frame_error))
                 with m.Case(IoReg.CYCLES):
                     m.d.sync += io_data.eq(cycles)
+        with m.If(wr_en):
+            with m.Switch(wr_reg):
+                with m.Case(IoReg.TXDATA):
+                    m.d.sync += [tx.payload.eq(wr_data), tx_full.eq(1)]
+                with m.Case(IoReg.STATUS):
+                    m.d.sync += sticky.eq((sticky & ~wr_data[:2])
+                                          | Cat(link.overflow, link.frame_error))
                 with m.Case(IoReg.LEDS):
-                    with m.If(write):
-                        m.d.sync += leds.eq(bus.wdata[:2])
+                    m.d.sync += leds.eq(wr_data[:2])
 
         with m.If(ack):
             m.d.sync += ack.eq(0)

@@ -170,13 +170,17 @@ class AsyncSerialTX(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        timer = Signal.like(self.divisor)
+        # timer counts divisor - 2 down to -1: its sign bit ends the bit period, so the
+        # load decision is a few flip-flops, not a comparison
+        timer = Signal(len(self.divisor) + 1)
+        done = timer[-1]
         left = Signal(range(10))           # bits still to send after the current one
+        last = Signal()                    # left == 0: the stop bit is on the line
         shreg = Signal(9)                  # data bits then the stop bit, LSB first
         active = Signal()
 
         # A new byte may start when idle or exactly when the stop bit ends.
-        can_load = ~active | ((timer == 0) & (left == 0))
+        can_load = ~active | (done & last)
         m.d.comb += [self.i.ready.eq(can_load), self.busy.eq(active)]
 
         with m.If(can_load & self.i.valid):
@@ -184,18 +188,20 @@ class AsyncSerialTX(wiring.Component):
                 self.o.eq(0),                               # start bit
                 shreg.eq(Cat(self.i.payload, 1)),
                 left.eq(9),
-                timer.eq(self.divisor - 1),
+                last.eq(0),
+                timer.eq(self.divisor - 2),
                 active.eq(1),
             ]
         with m.Elif(active):
-            with m.If(timer != 0):
+            with m.If(~done):
                 m.d.sync += timer.eq(timer - 1)
-            with m.Elif(left != 0):
+            with m.Elif(~last):
                 m.d.sync += [
                     self.o.eq(shreg[0]),
                     shreg.eq(shreg >> 1),
                     left.eq(left - 1),
-                    timer.eq(self.divisor - 1),
+                    last.eq(left == 1),
+                    timer.eq(self.divisor - 2),
                 ]
             with m.Else():
                 m.d.sync += [active.eq(0), self.o.eq(1)]

@@ -36,7 +36,7 @@ def run(dut, testbench, vcd=None):
     sim.run()
 
 
-@pytest.mark.parametrize("divisor", [4, 5, 8, 13, 33])
+@pytest.mark.parametrize("divisor", [1, 2, 4, 5, 8, 13, 33])
 def test_tx_bit_timing(divisor):
     rng = np.random.default_rng(divisor)
     data = [0x00, 0xFF, 0x55, 0xA5] + list(rng.integers(0, 256, 4))
