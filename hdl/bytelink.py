@@ -8,10 +8,12 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
-from .skid import SkidBuffer
-from .uart import AsyncSerial
+from golden.fixed import FixedParams
 
-__all__ = ["ByteLink", "stretch"]
+from .skid import SkidBuffer
+from .uart import AsyncSerial, divisor_for
+
+__all__ = ["ByteLink", "LinkedDesign", "stretch"]
 
 
 def stretch(m: Module, event, hold: int) -> Signal:
@@ -124,3 +126,71 @@ class ByteLink(wiring.Component):
         m.d.comb += self.activity.eq(
             stretch(m, (w.valid & w.ready) | (r.valid & r.ready), self.led_hold))
         return m
+
+
+class LinkedDesign(wiring.Component):
+    """Base of the designs behind the pins (:class:`hdl.top.Top`, :class:`hdl.soc.SoC`):
+    the serial lines, the status LEDs, the virtual board's side door and the link setup.
+
+    Parameters
+    ----------
+    params : FixedParams
+        The network (reported by IDENTIFY).
+    clk_freq : int
+        ``sync`` clock frequency in Hz.
+    baud : int
+        UART bit rate (the divisor is ``round(clk_freq / baud)``, >= 4, within 2.5 %).
+    max_payload : int
+        Largest frame payload accepted.
+    rx_fifo_depth, tx_fifo_depth : int
+        Byte FIFOs of the :class:`ByteLink`.
+    timeout_cycles : int or None
+        Inter-byte timeout inside a frame (default 50 ms of ``clk_freq``).
+
+    Interface attributes
+    --------------------
+    rx : input, tx : output
+        The UART lines (idle high).
+    busy, error, link : outputs
+        LEDs: computing (stretched to be visible); a NAK was sent or a receive error
+        happened since the last RESET; bytes moving on the link (stretched).
+    aux_en : input; aux_i : stream in; aux_o : stream out
+        Side door of the virtual board, see :class:`ByteLink`. Leave low on boards.
+    """
+
+    rx:     In(1, init=1)
+    tx:     Out(1, init=1)
+    busy:   Out(1)
+    error:  Out(1)
+    link:   Out(1)
+    aux_en: In(1)
+    aux_i:  In(stream.Signature(8))
+    aux_o:  Out(stream.Signature(8))
+
+    def __init__(self, params: FixedParams, clk_freq: int, baud: int, *, max_payload: int,
+                 rx_fifo_depth: int, tx_fifo_depth: int, timeout_cycles: int | None):
+        if not isinstance(params, FixedParams):
+            raise TypeError(f"params must be a FixedParams, not {params!r}")
+        self.params = params
+        self.clk_freq = int(clk_freq)
+        self.baud = int(baud)
+        self.divisor = divisor_for(self.clk_freq, self.baud)
+        self.max_payload = max_payload
+        self.rx_fifo_depth = rx_fifo_depth
+        self.tx_fifo_depth = tx_fifo_depth
+        self.timeout_cycles = (timeout_cycles if timeout_cycles is not None
+                               else max(1000, self.clk_freq // 20))
+        self.led_hold = self.clk_freq // 20     # LEDs: ~50 ms
+        super().__init__()
+
+    def byte_link(self, m: Module) -> ByteLink:
+        """Add this design's :class:`ByteLink` to ``m``, wired to the pins and the side
+        door; also drives the ``link`` LED."""
+        m.submodules.link = link = ByteLink(self.divisor, rx_fifo_depth=self.rx_fifo_depth,
+                                            tx_fifo_depth=self.tx_fifo_depth,
+                                            led_hold=self.led_hold)
+        m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx), link.aux_en.eq(self.aux_en),
+                     self.link.eq(link.activity)]
+        connect(m, wiring.flipped(self.aux_i), link.aux_i)
+        connect(m, link.aux_o, wiring.flipped(self.aux_o))
+        return link

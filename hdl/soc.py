@@ -23,16 +23,13 @@ entered the transmit FIFO.
 import enum
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import memory, stream, wiring
-from amaranth.lib.wiring import In, Out, connect
-from amaranth.utils import ceil_log2
+from amaranth.lib import memory
 
 from golden.fixed import FixedParams
 
-from .bytelink import ByteLink, stretch
+from .bytelink import LinkedDesign, stretch
 from .rv32 import RV32
 from .spram import WordRAM
-from .uart import divisor_for
 
 __all__ = ["SoC", "IoReg", "Region", "REGION_SHIFT", "STATUS_RX_OVERFLOW", "STATUS_RX_FRAMING"]
 
@@ -64,54 +61,30 @@ class IoReg(enum.IntEnum):
     LEDS = 0x10     #: write: ``LED_*`` bits
 
 
-class SoC(wiring.Component):
+class SoC(LinkedDesign):
     """RV32 CPU + firmware ROM + word RAM + byte link + cycle counter.
 
-    Parameters
-    ----------
-    params : FixedParams
-        The network the firmware is built for (its arrays are sized at compile time).
-    clk_freq, baud : int
-        Clock (Hz) and UART bit rate, as :class:`hdl.top.Top`.
-    max_payload : int
-        Largest frame payload the firmware accepts (its frame buffer, in RAM).
-    rx_fifo_depth, tx_fifo_depth : int
-        Byte FIFOs (block RAM). The receive FIFO holds what arrives while a frame executes.
-    timeout_cycles : int or None
-        Inter-byte timeout inside a frame (default 50 ms of ``clk_freq``).
+    Parameters: those of :class:`hdl.bytelink.LinkedDesign` (``params`` is the network the
+    firmware is built for: its arrays are sized at compile time; ``max_payload`` is the
+    firmware's frame buffer; the receive FIFO also holds what arrives while a frame
+    executes), and
+
     ram_words : int
         Data memory, 32-bit words: 32768 is the UP5K's four SPRAMs (128 KB).
     image : bytes or None
         The ROM contents; by default the firmware built by :func:`fw.image.build_image`.
 
-    Interface attributes: as :class:`hdl.top.Top` (``rx``, ``tx``, ``busy``, ``error``,
-    ``link``, ``aux_en``, ``aux_i``, ``aux_o``); ``error`` is also lit by a CPU trap.
+    Interface attributes: those of :class:`hdl.bytelink.LinkedDesign`; ``error`` is also
+    lit by a CPU trap.
     """
-
-    rx:     In(1, init=1)
-    tx:     Out(1, init=1)
-    busy:   Out(1)
-    error:  Out(1)
-    link:   Out(1)
-    aux_en: In(1)
-    aux_i:  In(stream.Signature(8))
-    aux_o:  Out(stream.Signature(8))
 
     def __init__(self, params: FixedParams, clk_freq: int, baud: int, *,
                  max_payload: int = 512, rx_fifo_depth: int = 2048, tx_fifo_depth: int = 512,
                  timeout_cycles: int | None = None, ram_words: int = 32768,
                  image: bytes | None = None):
-        if not isinstance(params, FixedParams):
-            raise TypeError(f"params must be a FixedParams, not {params!r}")
-        self.params = params
-        self.clk_freq = int(clk_freq)
-        self.baud = int(baud)
-        self.divisor = divisor_for(self.clk_freq, self.baud)
-        self.max_payload = max_payload
-        self.rx_fifo_depth = rx_fifo_depth
-        self.tx_fifo_depth = tx_fifo_depth
-        self.timeout_cycles = (timeout_cycles if timeout_cycles is not None
-                               else max(1000, self.clk_freq // 20))
+        super().__init__(params, clk_freq, baud, max_payload=max_payload,
+                         rx_fifo_depth=rx_fifo_depth, tx_fifo_depth=tx_fifo_depth,
+                         timeout_cycles=timeout_cycles)
         self.ram_words = ram_words
         if image is None:
             from fw.image import build_image
@@ -121,7 +94,6 @@ class SoC(wiring.Component):
         self.image = bytes(image)
         words = -(-len(self.image) // 4)
         self.rom_words = max(ROM_GRANULE, -(-words // ROM_GRANULE) * ROM_GRANULE)
-        super().__init__()
 
     def rom_init(self) -> list[int]:
         data = self.image + bytes(-len(self.image) % 4)
@@ -129,16 +101,11 @@ class SoC(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        hold = self.clk_freq // 20     # LEDs: ~50 ms
         m.submodules.cpu = cpu = RV32(reset_addr=Region.ROM.base)
         m.submodules.rom = rom = memory.Memory(shape=32, depth=self.rom_words,
                                                init=self.rom_init())
         m.submodules.ram = ram = WordRAM(self.ram_words)
-        m.submodules.link = link = ByteLink(self.divisor, rx_fifo_depth=self.rx_fifo_depth,
-                                            tx_fifo_depth=self.tx_fifo_depth, led_hold=hold)
-        m.d.comb += [link.rx.eq(self.rx), self.tx.eq(link.tx), link.aux_en.eq(self.aux_en)]
-        connect(m, wiring.flipped(self.aux_i), link.aux_i)
-        connect(m, link.aux_o, wiring.flipped(self.aux_o))
+        link = self.byte_link(m)
 
         bus = cpu.bus
         ack = Signal()                 # the cycle after the request: ready
@@ -207,7 +174,6 @@ class SoC(wiring.Component):
                      bus.rdata.eq(Mux(region_q == Region.ROM, rom_rd.data,
                                       Mux(region_q == Region.RAM, ram.rdata, io_data)))]
 
-        m.d.comb += [self.busy.eq(stretch(m, leds[0], hold)),
-                     self.error.eq((leds & LED_ERROR).any() | cpu.trap),
-                     self.link.eq(link.activity)]
+        m.d.comb += [self.busy.eq(stretch(m, (leds & LED_BUSY).any(), self.led_hold)),
+                     self.error.eq((leds & LED_ERROR).any() | cpu.trap)]
         return m
