@@ -6,6 +6,7 @@ memory map of :mod:`hdl.soc`. Images are cached in ``build/fw/rv32-<hash>/`` by 
 the sources and the flags.
 """
 
+import fcntl
 import hashlib
 import subprocess
 import sys
@@ -67,14 +68,17 @@ def build_image(params: FixedParams, *, clk_freq: int, baud: int, max_payload: i
     if image.exists():
         return image.read_bytes()
     out.mkdir(parents=True, exist_ok=True)
-    elf = out / "firmware.elf"
-    (out / "soc.ld").write_text(script)
-    zig = [sys.executable, "-m", "ziglang"]
-    _run([*zig, "cc", *flags, "-T", str(out / "soc.ld"), *(str(FW / s) for s in SOURCES),
-          "-o", str(elf)])
-    tmp = out / "firmware.bin.tmp"
-    _run([*zig, "objcopy", "-O", "binary", str(elf), str(tmp)])
-    tmp.replace(image)
+    with open(out / "build.lock", "w") as lock:     # parallel test workers build once
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not image.exists():
+            elf = out / "firmware.elf"
+            (out / "soc.ld").write_text(script)
+            zig = [sys.executable, "-m", "ziglang"]
+            _run([*zig, "cc", *flags, "-T", str(out / "soc.ld"),
+                  *(str(FW / s) for s in SOURCES), "-o", str(elf)])
+            tmp = out / "firmware.bin.tmp"
+            _run([*zig, "objcopy", "-O", "binary", str(elf), str(tmp)])
+            tmp.replace(image)
     return image.read_bytes()
 
 

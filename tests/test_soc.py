@@ -15,8 +15,11 @@ from amaranth.sim import Simulator
 
 sys.path.insert(0, os.path.dirname(__file__))
 
+from fw.image import build_image  # noqa: E402
 from golden.fixed import RULE_OTPE, FEEDBACK_RANDOM, FixedCore, FixedParams  # noqa: E402
-from hdl.soc import SoC  # noqa: E402
+from golden.rv32 import RV32Model  # noqa: E402
+from hdl.soc import IoReg, Region, SoC  # noqa: E402
+from host import protocol as wire  # noqa: E402
 from host.device import Device  # noqa: E402
 from vboard_util import HYPER, P, golden_core, make_board, rasters, sample_weights  # noqa
 
@@ -78,6 +81,47 @@ def test_soc_reply_longer_than_the_transmit_fifo():
             dev.load_weights(*weights)
             assert np.array_equal(dev.read_weights(0), weights[0])
             assert not dev.read_status()["rx_overflow"]
+
+
+class SoCModel(RV32Model):
+    """The instruction-set model with the SoC's memory map and I/O registers (bytes in from
+    a list, out into a bytearray; the cycle counter reads 0)."""
+
+    def __init__(self, image: bytes, ram_bytes: int):
+        super().__init__({Region.ROM.base: bytearray(image),
+                          Region.RAM.base: bytearray(ram_bytes)}, Region.ROM.base)
+        self.rx, self.tx = [], bytearray()
+
+    def load_word(self, addr):
+        if addr >> 28 != Region.IO:
+            return super().load_word(addr)
+        if addr & 0x1F == IoReg.RXDATA and self.rx:
+            return 0x100 | self.rx.pop(0)
+        return 0
+
+    def store_word(self, addr, data, wstrb):
+        if addr >> 28 != Region.IO:
+            super().store_word(addr, data, wstrb)
+        elif addr & 0x1F == IoReg.TXDATA:
+            self.tx.append(data & 0xFF)
+
+
+def test_firmware_image_on_the_instruction_set_model():
+    """The cross-compiled firmware (the SoC's ROM image) boots on golden.rv32 and answers
+    IDENTIFY with exactly the block host.protocol expects for its build."""
+    p, clk, baud, payload, fifo = FixedParams(n_in=20, n_hid=16, n_out=4), 39_000_000, \
+        3_000_000, 512, 2048
+    image = build_image(p, clk_freq=clk, baud=baud, max_payload=payload, rx_fifo_depth=fifo,
+                        timeout_cycles=1000, ram_bytes=1 << 17)
+    cpu = SoCModel(image, 1 << 17)
+    cpu.rx += list(wire.encode_frame(wire.Cmd.IDENTIFY, 0, b""))
+    while cpu.rx or len(cpu.tx) < 9 + 46:
+        assert cpu.run(20_000) is None, cpu.trap
+    frame = wire.FrameParser().feed(bytes(cpu.tx))[0]
+    assert frame.type == wire.Cmd.IDENTIFY | wire.ACK_BIT
+    assert frame.payload == wire.identify_block(
+        p, max_payload=payload, rx_fifo_depth=fifo - (payload + 9), clk_freq=clk, baud=baud,
+        timeout_cycles=1000)
 
 
 def trap_soc(image_words):
