@@ -205,6 +205,7 @@ static struct {                   /* cleared by snn_start */
 } st;
 
 static acc_t acc[N_HID];          /* scratch of one step */
+static uint16_t nz[N_HID];        /* the readout update: j with a_hid[j] != 0, ascending */
 static uint16_t walk_j[N_HID];    /* the gradient walk: neurons ascending ... */
 static psi_t walk_v[N_HID];       /* ... and their psi (rule 0) or gbar (rule 1) */
 static y_t err[N_OUT];
@@ -251,6 +252,55 @@ static uint32_t rng_next(uint32_t *x)   /* xorshift32 13/17/5; the output is the
     v ^= v >> 17;
     v ^= v << 5;
     return *x = v;
+}
+
+/* Jump-ahead for the readout update (event-driven: its draws for synapses whose presynaptic
+ * trace is 0 change nothing but the generator). xorshift is linear over GF(2): n steps are
+ * a 32 x 32 bit matrix M^n, kept as its 32 columns (the images of 1 << b). jump[b] is
+ * M^(2^(JUMP_MIN + b)); shorter runs are stepped (one matrix costs about 32 steps). */
+#define JUMP_MIN 5
+#define BITS_FOR(n) ((n) >= 2048 ? 12 + ((n) >= 4096) : (n) >= 128 ? 8 + ((n) >= 256) + ((n) >= 512) \
+                     + ((n) >= 1024) : (n) >= 32 ? 6 + ((n) >= 64) : 5)   /* bit length, n >= 16 */
+#define N_JUMPS (N_HID >= (1 << JUMP_MIN) ? BITS_FOR(N_HID) - JUMP_MIN : 0)
+#if N_JUMPS
+static uint32_t jump[N_JUMPS][32];
+
+static uint32_t mat_apply(const uint32_t *cols, uint32_t x)
+{
+    uint32_t y = 0;
+    for (; x; x >>= 1, cols++)
+        if (x & 1)
+            y ^= *cols;
+    return y;
+}
+
+static void jumps_init(void)
+{
+    uint32_t cols[32];
+    for (int b = 0; b < 32; b++) {                 /* M^(2^JUMP_MIN) */
+        cols[b] = 1u << b;
+        for (int n = 0; n < (1 << JUMP_MIN); n++)
+            rng_next(&cols[b]);
+    }
+    for (int k = 0; k < N_JUMPS; k++) {
+        copy(jump[k], cols, sizeof cols);
+        for (int b = 0; b < 32; b++)               /* squared: M^(2^(JUMP_MIN + k + 1)) */
+            cols[b] = mat_apply(jump[k], jump[k][b]);
+    }
+}
+#endif
+
+static uint32_t rng_skip(uint32_t x, uint32_t n)   /* the state n steps later */
+{
+#if N_JUMPS
+    for (int k = N_JUMPS - 1; k >= 0; k--)
+        if (n >> (JUMP_MIN + k) & 1)
+            x = mat_apply(jump[k], x);
+    n &= (1u << JUMP_MIN) - 1;
+#endif
+    while (n--)
+        rng_next(&x);
+    return x;
 }
 
 #if G32 || R32
@@ -336,6 +386,9 @@ void snn_init(void)
     zero(w, sizeof w);
     zero(wout, sizeof wout);
     zero(fb_b, sizeof fb_b);
+#if N_JUMPS
+    jumps_init();
+#endif
     snn_clear_counters();
     snn_configure(&defaults);
     snn_start(0, 0);
@@ -508,20 +561,28 @@ void snn_step(const uint16_t *events, int n)
 
     if (learn) {
         /* 8. readout update, every j and k: r from readout generator k, whose draws are
-         * used in j order (so class by class, the generator in a register) */
+         * used in j order (so class by class, the generator in a register). A synapse with
+         * a_hid[j] == 0 gets delta = r >> s = 0: only its draw is used up, so the runs of
+         * such j are jumped over (rng_skip) and the work follows the nonzero traces. */
         const tr_t *a_hid = st.a + N_IN;
+        int n_nz = 0;
+        for (int j = 0; j < N_HID; j++)
+            if (a_hid[j])
+                nz[n_nz++] = (uint16_t)j;
         for (int k = 0; k < N_OUT; k++) {
             uint32_t x = rng[SNN_LANES + k];
             rp_t e = err[k];
-            w_t *col = &wout[0][k];
-            for (int j = 0; j < N_HID; j++, col += N_OUT) {
+            int next = 0;                  /* the first j whose draw is not taken yet */
+            for (int t = 0; t < n_nz; t++) {
+                int j = nz[t];
+                w_t *col = &wout[j][k];
+                x = rng_skip(x, (uint32_t)(j - next));
                 rng_next(&x);
-                if (a_hid[j]) {     /* a == 0: delta = r >> s = 0, only the draw is used up */
-                    rp_t v = (rp_t)*col - R_ROUND(e * (rp_t)a_hid[j], x, go_sh, go_mask);
-                    *col = (w_t)SAT(v, SMIN(SNN_W_BITS), SMAX(SNN_W_BITS));
-                }
+                rp_t v = (rp_t)*col - R_ROUND(e * (rp_t)a_hid[j], x, go_sh, go_mask);
+                *col = (w_t)SAT(v, SMIN(SNN_W_BITS), SMAX(SNN_W_BITS));
+                next = j + 1;
             }
-            rng[SNN_LANES + k] = x;
+            rng[SNN_LANES + k] = rng_skip(x, (uint32_t)(N_HID - next));
         }
         cnt_add(SNN_CNT_READOUT_UPDATES, (uint32_t)N_OUT * N_HID);
         lap(SNN_CNT_CYC_GRADIENT);
