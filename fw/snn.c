@@ -256,36 +256,43 @@ static uint32_t rng_next(uint32_t *x)   /* xorshift32 13/17/5; the output is the
 
 /* Jump-ahead for the readout update (event-driven: its draws for synapses whose presynaptic
  * trace is 0 change nothing but the generator). xorshift is linear over GF(2): n steps are
- * a 32 x 32 bit matrix M^n, kept as its 32 columns (the images of 1 << b). jump[b] is
- * M^(2^(JUMP_MIN + b)); shorter runs are stepped (one matrix costs about 32 steps). */
-#define JUMP_MIN 5
+ * a 32 x 32 bit matrix M^n. jump[k] is M^(2^(JUMP_MIN + k)) as 8 tables of 16 words: entry
+ * v of table i is the image of v << 4i, so applying it takes 8 look-ups (about as long as
+ * 6 steps); runs shorter than 2^JUMP_MIN are stepped. */
+#define JUMP_MIN 3
 #define BITS_FOR(n) ((n) >= 2048 ? 12 + ((n) >= 4096) : (n) >= 128 ? 8 + ((n) >= 256) + ((n) >= 512) \
-                     + ((n) >= 1024) : (n) >= 32 ? 6 + ((n) >= 64) : 5)   /* bit length, n >= 16 */
+                     + ((n) >= 1024) : (n) >= 16 ? 5 + ((n) >= 32) + ((n) >= 64) : 4)  /* n >= 8 */
 #define N_JUMPS (N_HID >= (1 << JUMP_MIN) ? BITS_FOR(N_HID) - JUMP_MIN : 0)
 #if N_JUMPS
-static uint32_t jump[N_JUMPS][32];
+static uint32_t jump[N_JUMPS][8][16];
 
-static uint32_t mat_apply(const uint32_t *cols, uint32_t x)
+static uint32_t mat_apply(uint32_t (*tab)[16], uint32_t x)
 {
     uint32_t y = 0;
-    for (; x; x >>= 1, cols++)
-        if (x & 1)
-            y ^= *cols;
+    for (; x; x >>= 4, tab++)
+        y ^= (*tab)[x & 15];
     return y;
 }
 
 static void jumps_init(void)
 {
     uint32_t cols[32];
-    for (int b = 0; b < 32; b++) {                 /* M^(2^JUMP_MIN) */
+    for (int b = 0; b < 32; b++) {                 /* M^(2^JUMP_MIN): the images of 1 << b */
         cols[b] = 1u << b;
         for (int n = 0; n < (1 << JUMP_MIN); n++)
             rng_next(&cols[b]);
     }
     for (int k = 0; k < N_JUMPS; k++) {
-        copy(jump[k], cols, sizeof cols);
+        for (int i = 0; i < 8; i++)
+            for (int v = 0; v < 16; v++) {
+                uint32_t y = 0;
+                for (int b = 0; b < 4; b++)
+                    if (v >> b & 1)
+                        y ^= cols[4 * i + b];
+                jump[k][i][v] = y;
+            }
         for (int b = 0; b < 32; b++)               /* squared: M^(2^(JUMP_MIN + k + 1)) */
-            cols[b] = mat_apply(jump[k], jump[k][b]);
+            cols[b] = mat_apply(jump[k], cols[b]);
     }
 }
 #endif
