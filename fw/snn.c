@@ -276,24 +276,17 @@ static uint32_t mat_apply(uint32_t (*tab)[16], uint32_t x)
 
 static void jumps_init(void)
 {
-    uint32_t cols[32];
-    for (int b = 0; b < 32; b++) {                 /* M^(2^JUMP_MIN): the images of 1 << b */
-        cols[b] = 1u << b;
-        for (int n = 0; n < (1 << JUMP_MIN); n++)
-            rng_next(&cols[b]);
-    }
-    for (int k = 0; k < N_JUMPS; k++) {
+    for (int k = 0; k < N_JUMPS; k++)
         for (int i = 0; i < 8; i++)
-            for (int v = 0; v < 16; v++) {
-                uint32_t y = 0;
-                for (int b = 0; b < 4; b++)
-                    if (v >> b & 1)
-                        y ^= cols[4 * i + b];
-                jump[k][i][v] = y;
+            for (uint32_t v = 0; v < 16; v++) {
+                uint32_t x = v << (4 * i);
+                if (k == 0)                        /* M^(2^JUMP_MIN): stepped */
+                    for (int n = 0; n < (1 << JUMP_MIN); n++)
+                        rng_next(&x);
+                else                               /* M^(2^(JUMP_MIN + k)): the last squared */
+                    x = mat_apply(jump[k - 1], mat_apply(jump[k - 1], x));
+                jump[k][i][v] = x;
             }
-        for (int b = 0; b < 32; b++)               /* squared: M^(2^(JUMP_MIN + k + 1)) */
-            cols[b] = mat_apply(jump[k], cols[b]);
-    }
 }
 #endif
 

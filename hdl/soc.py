@@ -22,7 +22,7 @@ entered the transmit FIFO.
 
 import enum
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import memory
 
 from golden.fixed import FixedParams
@@ -35,7 +35,8 @@ __all__ = ["SoC", "IoReg", "Region", "REGION_SHIFT", "STATUS_RX_OVERFLOW", "STAT
 
 REGION_SHIFT = 28          #: ``addr >> REGION_SHIFT`` is the :class:`Region`
 IO_DECODE_BITS = 5         #: I/O registers are told apart by ``addr[2:IO_DECODE_BITS]``
-ROM_GRANULE = 256          #: ROM depth is a multiple of this many words (2 EBR at 32 bits)
+ROM_BANK = 2048            #: words per full ROM bank: 16 EBR of 2048 x 2 bits, no read mux
+ROM_MIN_BANK = 256         #: the smallest (last) ROM bank: 2 EBR of 256 x 16 bits
 STATUS_RX_OVERFLOW = 1     #: STATUS bit: a received byte was lost (sticky, write 1 to clear)
 STATUS_RX_FRAMING = 2      #: STATUS bit: a stop bit was low (sticky, write 1 to clear)
 LED_BUSY = 1               #: LEDS bit: the firmware is computing
@@ -93,7 +94,12 @@ class SoC(LinkedDesign):
                                 timeout_cycles=self.timeout_cycles, ram_bytes=4 * ram_words)
         self.image = bytes(image)
         words = -(-len(self.image) // 4)
-        self.rom_words = max(ROM_GRANULE, -(-words // ROM_GRANULE) * ROM_GRANULE)
+        # ROM banks of ROM_BANK words, the last one a power of two: Yosys then maps each bank
+        # on block RAMs without a read multiplexer (a deeper memory of another size gets a
+        # chain of them, on the CPU's fetch path); the banks are selected like regions
+        self.rom_banks = [ROM_BANK] * (words // ROM_BANK)
+        if words % ROM_BANK or not self.rom_banks:
+            self.rom_banks.append(max(ROM_MIN_BANK, 1 << (words % ROM_BANK - 1).bit_length()))
 
     def rom_init(self) -> list[int]:
         data = self.image + bytes(-len(self.image) % 4)
@@ -102,14 +108,17 @@ class SoC(LinkedDesign):
     def elaborate(self, platform):
         m = Module()
         m.submodules.cpu = cpu = RV32(reset_addr=Region.ROM.base)
-        m.submodules.rom = rom = memory.Memory(shape=32, depth=self.rom_words,
-                                               init=self.rom_init())
+        init = self.rom_init()
+        roms = []
+        for n, depth in enumerate(self.rom_banks):
+            words = init[n * ROM_BANK:n * ROM_BANK + depth]
+            m.submodules[f"rom{n}"] = rom = memory.Memory(shape=32, depth=depth, init=words)
+            roms.append(rom.read_port())
         m.submodules.ram = ram = WordRAM(self.ram_words)
         link = self.byte_link(m)
 
         bus = cpu.bus
         ack = Signal()                 # the cycle after the request: ready
-        region_q = Signal(2)
         io_data = Signal(32)
         request = bus.valid & ~ack
         region = bus.addr[REGION_SHIFT:REGION_SHIFT + 2]
@@ -118,9 +127,10 @@ class SoC(LinkedDesign):
         io = request & (region == Region.IO)
         stall = Signal()
 
-        rom_rd = rom.read_port()
-        m.d.comb += [rom_rd.addr.eq(bus.addr[2:]),
-                     rom_rd.en.eq(request & (region == Region.ROM))]
+        bank = bus.addr[2 + ROM_BANK.bit_length() - 1:REGION_SHIFT]
+        for n, rd in enumerate(roms):
+            m.d.comb += [rd.addr.eq(bus.addr[2:]),
+                         rd.en.eq(request & (region == Region.ROM) & (bank == n))]
         m.d.comb += [ram.addr.eq(bus.addr[2:]), ram.wdata.eq(bus.wdata),
                      ram.wstrb.eq(bus.wstrb), ram.en.eq(request & (region == Region.RAM))]
 
@@ -166,13 +176,19 @@ class SoC(LinkedDesign):
                 with m.Case(IoReg.LEDS):
                     m.d.sync += leds.eq(wr_data[:2])
 
+        # read data: an AND-OR over the sources, selected one-hot by registered flags
+        sources = [rd.data for rd in roms] + [ram.rdata, io_data]
+        selects = [(region == Region.ROM) & (bank == n) for n in range(len(roms))]
+        selects += [region == Region.RAM, region == Region.IO]
+        source_q = Signal(len(sources))
         with m.If(ack):
             m.d.sync += ack.eq(0)
         with m.Elif(request & ~stall):
-            m.d.sync += [ack.eq(1), region_q.eq(region)]
-        m.d.comb += [bus.ready.eq(ack),
-                     bus.rdata.eq(Mux(region_q == Region.ROM, rom_rd.data,
-                                      Mux(region_q == Region.RAM, ram.rdata, io_data)))]
+            m.d.sync += [ack.eq(1), source_q.eq(Cat(selects))]
+        rdata = 0
+        for n, data in enumerate(sources):
+            rdata |= data & source_q[n].replicate(32)
+        m.d.comb += [bus.ready.eq(ack), bus.rdata.eq(rdata)]
 
         m.d.comb += [self.busy.eq(stretch(m, (leds & LED_BUSY).any(), self.led_hold)),
                      self.error.eq((leds & LED_ERROR).any() | cpu.trap)]
