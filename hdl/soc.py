@@ -6,11 +6,13 @@ firmware in ``fw/`` (the same fixed-point model, ``fw/snn.c``, and the same host
 ``fw/link.c``) out of a block-RAM ROM, with its data in the SPRAMs. The pins are those of
 :class:`hdl.top.Top`, so the boards, the virtual board and the host driver use either.
 
-Memory map (byte addresses; ``addr[28:30]`` selects the region, the rest wraps inside it;
-the I/O registers are decoded from ``addr[2:5]`` only, for a short decode path):
+Memory map (byte addresses; ``addr[28:30]`` selects the region, the RAM wraps inside it,
+ROM beyond the image reads 0 (an illegal instruction); the I/O registers are decoded from
+``addr[2:5]`` only, for a short decode path):
 
 ==============  ==========================================================================
-``0x0000_0000`` ROM: the firmware image (``.text``, ``.rodata``, ``.data`` load image)
+``0x0000_0000`` ROM: the firmware image (``.text``, ``.rodata``, ``.data`` load image), in
+                banks of ``ROM_BANK`` words
 ``0x1000_0000`` RAM: ``ram_words`` 32-bit words (SPRAM on iCE40), stack at the top
 ``0x2000_0000`` I/O registers, :class:`IoReg`
 ==============  ==========================================================================
