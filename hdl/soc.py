@@ -58,7 +58,7 @@ class Region(enum.IntEnum):
 class IoReg(enum.IntEnum):
     """I/O registers (offsets from ``Region.IO.base``; below ``2**IO_DECODE_BITS``)."""
     RXDATA = 0x00   #: read: bit 8 set if a byte was taken from the receive FIFO, bits 0-7 it
-    TXDATA = 0x04   #: write: bits 0-7 into the transmit FIFO (waits while it is full)
+    TXDATA = 0x04   #: write: bits 0-7 to the transmit FIFO (waits while the last is not in it)
     STATUS = 0x08   #: read: ``STATUS_*`` sticky bits; write: ones clear them
     CYCLES = 0x0C   #: read: free-running clock-cycle counter
     LEDS = 0x10     #: write: ``LED_*`` bits
