@@ -72,15 +72,25 @@ def test_soc_identify_and_learning_match_golden():
                 run_and_compare(dev, P_REC, hyper, (w_rec, w_out, b), X, y)
 
 
-def test_soc_reply_longer_than_the_transmit_fifo():
-    """At the UART's byte time a 512-byte READ_WEIGHTS reply overfills the 512-byte
-    transmit FIFO: the CPU's stores wait (the bus stalls) and no byte is lost."""
+def test_soc_at_the_uart_byte_time():
+    """At the UART's byte time: a 512-byte READ_WEIGHTS reply overfills the 512-byte
+    transmit FIFO (the CPU's stores wait, no byte is lost), and a pipelined learning epoch
+    (the host keeps up to IDENTIFY's window in flight while the firmware computes) loses
+    no byte and matches golden.fixed."""
     weights = sample_weights(8)
+    X, y = rasters(4, steps=25, rate=0.2, seed=9)
     with make_board(design="soc", fast=False) as vb:
-        with Device.open(vb.url, params=P, timeout=30) as dev:
+        with Device.open(vb.url, params=P, timeout=60) as dev:
+            dev.configure(HYPER)
             dev.load_weights(*weights)
             assert np.array_equal(dev.read_weights(0), weights[0])
-            assert not dev.read_status()["rx_overflow"]
+            gold = golden_core(weights)
+            preds = dev.run_epoch(X, y, learn=True)
+            assert list(preds) == [gold.run_sample(x, int(lab), True) for x, lab in zip(X, y)]
+            assert np.array_equal(dev.read_weights(0), gold.w)
+            status = dev.read_status()
+            assert not status["rx_overflow"] and status["naks"] == 0
+        assert vb.stats()["h2d_drops"] == 0
 
 
 class SoCModel(RV32Model):
