@@ -1,5 +1,6 @@
-"""Build helpers for the firmware model ``fw/snn.c``: compile-time defines, a native shared
-library (gcc, for tests) and a ctypes wrapper mirroring :class:`golden.fixed.FixedCore`.
+"""Build helpers of the firmware: compile-time defines, the build cache every firmware
+build goes through (:func:`cached_build`), and for the model ``fw/snn.c`` a native shared
+library (gcc, for tests) with a ctypes wrapper mirroring :class:`golden.fixed.FixedCore`.
 
 ``build_native_lib`` caches the library in ``build/fw/native-<hash>/`` by a hash of the
 sources and the flags.
@@ -55,7 +56,7 @@ extern uint32_t snn_test_tick;
 #define SNN_NOW() (snn_test_clock += snn_test_tick)
 """
 
-__all__ = ["param_defines", "build_native_lib", "NativeCore", "COUNTER_NAMES", "HYPER_FIELDS",
+__all__ = ["param_defines", "link_defines", "cached_build", "build_native_lib", "NativeCore", "COUNTER_NAMES", "HYPER_FIELDS",
            "HyperStruct"]
 
 
@@ -65,37 +66,60 @@ def param_defines(params: FixedParams) -> list[str]:
             for f in dataclasses.fields(params) if f.compare]
 
 
-def build_native_lib(params: FixedParams, build_dir=None, *, fake_clock: bool = False) -> Path:
+def link_defines(*, clk_freq: int, baud: int, max_payload: int, rx_fifo_depth: int,
+                 timeout_cycles: int) -> list[str]:
+    """The ``-DFW_*`` flags of the link setup (``fw/hal.h``)."""
+    return [f"-DFW_CLK_FREQ={clk_freq}u", f"-DFW_BAUD={baud}u",
+            f"-DFW_MAX_PAYLOAD={max_payload}", f"-DFW_RX_FIFO_DEPTH={rx_fifo_depth}",
+            f"-DFW_TIMEOUT_CYCLES={timeout_cycles}u"]
+
+
+def cached_build(prefix: str, key, inputs, filename: str, make) -> Path:
+    """The file ``build/fw/<prefix>-<hash>/<filename>``, made once per ``key`` (a repr-able
+    description of the build: compiler, flags) and contents of the ``inputs`` (source
+    paths). ``make(tmp, out)`` writes it to the path ``tmp`` (``out`` is the directory, for
+    intermediate files); the result is renamed into place under a lock, so parallel test
+    workers build it once and never see half a file."""
+    digest = hashlib.sha1(repr(key).encode())
+    for path in inputs:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    out = BUILD / f"{prefix}-{digest.hexdigest()[:16]}"
+    target = out / filename
+    if target.exists():
+        return target
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.exists():
+            tmp = out / f"{filename}.{os.getpid()}.tmp"
+            make(tmp, out)
+            tmp.replace(target)
+    return target
+
+
+def build_native_lib(params: FixedParams, *, fake_clock: bool = False) -> Path:
     """Compile ``fw/snn.c`` (plus the test helpers) natively into a shared library; cached
     by a hash of the sources and flags. Returns its path. ``fake_clock``: SNN_NOW() is the
     test clock (else undefined: the CYC_* counters stay 0)."""
     flags = [*NATIVE_CFLAGS, *param_defines(params)]
-    digest = hashlib.sha1(repr((NATIVE_CC, flags, fake_clock)).encode())
-    for name in ("snn.c", "snn.h"):
-        digest.update((FW / name).read_bytes())
-    digest.update((_SHIM + _CLOCK_H).encode())
-    out = Path(build_dir) if build_dir is not None else BUILD / f"native-{digest.hexdigest()[:16]}"
-    lib = out / "libsnn.so"
-    if build_dir is None and lib.exists():
-        return lib
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "build.lock", "w") as lock:       # parallel test workers
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if build_dir is None and lib.exists():
-            return lib
+
+    def make(tmp, out):
         shim = out / "snn_test_shim.c"
         shim.write_text(_SHIM)
+        extra = []
         if fake_clock:
             (out / "snn_test_clock.h").write_text(_CLOCK_H)
-            flags += ["-include", str(out / "snn_test_clock.h")]
-        tmp = out / f"libsnn.so.{os.getpid()}.tmp"
-        cmd = [NATIVE_CC, *flags, f"-I{FW}", str(FW / "snn.c"), str(shim), "-o", str(tmp)]
+            extra = ["-include", str(out / "snn_test_clock.h")]
+        cmd = [NATIVE_CC, *flags, *extra, f"-I{FW}", str(FW / "snn.c"), str(shim), "-o",
+               str(tmp)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             raise RuntimeError(f"native build of fw/snn.c failed:\n{' '.join(cmd)}\n"
                                f"{proc.stderr}")
-        tmp.replace(lib)
-    return lib
+
+    return cached_build("native", (NATIVE_CC, flags, fake_clock, _SHIM, _CLOCK_H),
+                        [FW / "snn.c", FW / "snn.h"], "libsnn.so", make)
 
 
 class HyperStruct(ctypes.Structure):
@@ -124,9 +148,9 @@ class NativeCore:
     """
 
     def __init__(self, params: FixedParams = FixedParams(), hyper: FixedHyper | None = None,
-                 build_dir=None, *, fake_clock: bool = False):
+                 *, fake_clock: bool = False):
         self.p = params
-        path = build_native_lib(params, build_dir, fake_clock=fake_clock)
+        path = build_native_lib(params, fake_clock=fake_clock)
         tmpdir = tempfile.mkdtemp(prefix="snn-")
         try:   # a private copy: dlopen of the same path would share the static state
             private = Path(tmpdir) / "libsnn.so"

@@ -3,11 +3,9 @@
 The C sources are compiled for RV32I + Zmmul with the Zig toolchain's clang (PyPI
 ``ziglang``, so a fresh machine needs nothing else) and linked with ``fw/soc.ld`` against the
 memory map of :mod:`hdl.soc`. Images are cached in ``build/fw/rv32-<hash>/`` by a hash of
-the sources and the flags.
+the sources and the flags (:func:`fw.build.cached_build`).
 """
 
-import fcntl
-import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +13,6 @@ from pathlib import Path
 from golden.fixed import FixedParams
 
 FW = Path(__file__).resolve().parent
-BUILD = FW.parent / "build" / "fw"
 SOURCES = ("crt0.S", "main.c", "link.c", "snn.c", "hal_rv32.c")
 HEADERS = ("hal.h", "link.h", "snn.h")
 CFLAGS = ("-target", "riscv32-freestanding-none", "-mcpu=generic_rv32+zmmul", "-mno-relax",
@@ -32,15 +29,17 @@ def image_defines(*, clk_freq: int, baud: int, max_payload: int, rx_fifo_depth: 
                   timeout_cycles: int) -> list[str]:
     """The ``-D`` flags of the link setup and the SoC's memory map."""
     from hdl.soc import IoReg, Region, STATUS_RX_FRAMING, STATUS_RX_OVERFLOW
+
+    from .build import link_defines
     io = Region.IO.base
-    defines = {"FW_CLK_FREQ": clk_freq, "FW_BAUD": baud, "FW_MAX_PAYLOAD": max_payload,
-               "FW_RX_FIFO_DEPTH": rx_fifo_depth, "FW_TIMEOUT_CYCLES": timeout_cycles,
-               "FW_IO_BASE": f"{io:#x}u",
+    defines = {"FW_IO_BASE": f"{io:#x}u",
                "FW_STATUS_RX_OVERFLOW": STATUS_RX_OVERFLOW,
                "FW_STATUS_RX_FRAMING": STATUS_RX_FRAMING,
                "SNN_NOW()": f"(*(volatile unsigned int *){io + IoReg.CYCLES:#x}u)"}
     defines.update({f"FW_REG_{reg.name}": f"{reg.value:#x}u" for reg in IoReg})
-    return [f"-D{name}={value}" for name, value in defines.items()]
+    return [*link_defines(clk_freq=clk_freq, baud=baud, max_payload=max_payload,
+                          rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles),
+            *(f"-D{name}={value}" for name, value in defines.items())]
 
 
 def build_image(params: FixedParams, *, clk_freq: int, baud: int, max_payload: int,
@@ -52,7 +51,7 @@ def build_image(params: FixedParams, *, clk_freq: int, baud: int, max_payload: i
     """
     from hdl.soc import Region
 
-    from .build import param_defines
+    from .build import cached_build, param_defines
     flags = [*CFLAGS, *param_defines(params),
              *image_defines(clk_freq=clk_freq, baud=baud, max_payload=max_payload,
                             rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles)]
@@ -60,25 +59,17 @@ def build_image(params: FixedParams, *, clk_freq: int, baud: int, max_payload: i
     for name, value in (("ROM_BASE", Region.ROM.base), ("ROM_SIZE", rom_bytes),
                         ("RAM_BASE", Region.RAM.base), ("RAM_SIZE", ram_bytes)):
         script = script.replace(f"@{name}@", f"{value:#x}")
-    digest = hashlib.sha1((repr(flags) + script).encode())
-    for name in SOURCES + HEADERS:
-        digest.update((FW / name).read_bytes())
-    out = BUILD / f"rv32-{digest.hexdigest()[:16]}"
-    image = out / "firmware.bin"
-    if image.exists():
-        return image.read_bytes()
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "build.lock", "w") as lock:     # parallel test workers build once
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not image.exists():
-            elf = out / "firmware.elf"
-            (out / "soc.ld").write_text(script)
-            zig = [sys.executable, "-m", "ziglang"]
-            _run([*zig, "cc", *flags, "-T", str(out / "soc.ld"),
-                  *(str(FW / s) for s in SOURCES), "-o", str(elf)])
-            tmp = out / "firmware.bin.tmp"
-            _run([*zig, "objcopy", "-O", "binary", str(elf), str(tmp)])
-            tmp.replace(image)
+    zig = [sys.executable, "-m", "ziglang"]
+
+    def make(tmp, out):
+        elf = out / "firmware.elf"
+        (out / "soc.ld").write_text(script)
+        _run([*zig, "cc", *flags, "-T", str(out / "soc.ld"), *(str(FW / s) for s in SOURCES),
+              "-o", str(elf)])
+        _run([*zig, "objcopy", "-O", "binary", str(elf), str(tmp)])
+
+    image = cached_build("rv32", (flags, script), [FW / n for n in SOURCES + HEADERS],
+                         "firmware.bin", make)
     return image.read_bytes()
 
 

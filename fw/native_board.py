@@ -12,8 +12,6 @@ Executables are cached in ``build/fw/board-<hash>/`` by a hash of the sources an
 """
 
 import argparse
-import fcntl
-import hashlib
 import os
 import select
 import signal
@@ -25,7 +23,6 @@ from pathlib import Path
 from golden.fixed import FixedParams
 
 FW = Path(__file__).resolve().parent
-BUILD = FW.parent / "build" / "fw"
 SOURCES = ("main.c", "link.c", "snn.c", "hal_native.c")
 HEADERS = ("hal.h", "link.h", "snn.h")
 CC = os.environ.get("CC", "gcc")
@@ -37,7 +34,7 @@ DEFAULT_MAX_PAYLOAD = 512
 DEFAULT_RX_FIFO_DEPTH = 2048
 FRAME_OVERHEAD = 9
 
-__all__ = ["NativeBoard", "BoardError", "build", "link_defines", "identify_rx_depth", "main"]
+__all__ = ["NativeBoard", "BoardError", "build", "identify_rx_depth", "main"]
 
 
 class BoardError(RuntimeError):
@@ -55,18 +52,11 @@ def identify_rx_depth(rx_fifo_depth: int, max_payload: int) -> int:
     return rx_fifo_depth - (max_payload + FRAME_OVERHEAD)
 
 
-def link_defines(*, clk_freq: int, baud: int, max_payload: int, rx_fifo_depth: int,
-                 timeout_cycles: int) -> list[str]:
-    return [f"-DFW_CLK_FREQ={clk_freq}u", f"-DFW_BAUD={baud}u",
-            f"-DFW_MAX_PAYLOAD={max_payload}", f"-DFW_RX_FIFO_DEPTH={rx_fifo_depth}",
-            f"-DFW_TIMEOUT_CYCLES={timeout_cycles}u"]
-
-
 def build(params: FixedParams, *, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_BAUD,
           max_payload: int = DEFAULT_MAX_PAYLOAD, rx_fifo_depth: int = DEFAULT_RX_FIFO_DEPTH,
           timeout_cycles: int | None = None) -> Path:
     """Compile the native firmware (cached); returns the executable's path."""
-    from fw.build import param_defines
+    from fw.build import cached_build, link_defines, param_defines
 
     if timeout_cycles is None:
         timeout_cycles = default_timeout_cycles(clk_freq)
@@ -77,29 +67,18 @@ def build(params: FixedParams, *, clk_freq: int = DEFAULT_CLK, baud: int = DEFAU
                          f"at least, not {rx_fifo_depth!r}")
     if not 16 <= timeout_cycles < 1 << 31:
         raise ValueError(f"timeout_cycles must be in [16, 2**31), not {timeout_cycles!r}")
-    flags = [*CFLAGS, *(d if d.startswith("-D") else f"-D{d}" for d in param_defines(params)),
+    flags = [*CFLAGS, *param_defines(params),
              *link_defines(clk_freq=clk_freq, baud=baud, max_payload=max_payload,
                            rx_fifo_depth=rx_fifo_depth, timeout_cycles=timeout_cycles)]
-    digest = hashlib.sha1(repr((CC, flags)).encode())
-    for name in SOURCES + HEADERS:
-        digest.update(name.encode())
-        digest.update((FW / name).read_bytes())
-    out = BUILD / f"board-{digest.hexdigest()[:16]}"
-    exe = out / "fw_native"
-    if exe.exists():
-        return exe
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "build.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if exe.exists():
-            return exe
-        tmp = out / f"fw_native.{os.getpid()}.tmp"
+
+    def make(tmp, out):
         cmd = [CC, *flags, f"-I{FW}", *(str(FW / s) for s in SOURCES), "-o", str(tmp)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode:
             raise BoardError(f"native firmware build failed:\n{' '.join(cmd)}\n{proc.stderr}")
-        tmp.replace(exe)
-    return exe
+
+    return cached_build("board", (CC, flags), [FW / n for n in SOURCES + HEADERS], "fw_native",
+                        make)
 
 
 class NativeBoard:
