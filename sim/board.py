@@ -95,13 +95,14 @@ def make_top(params, clk_freq, baud, *, design="top", core=None, timeout_cycles=
              max_payload=512, rx_fifo_depth=None):
     """``design`` "top": ``hdl.top.Top`` (the dataflow core); "soc": ``hdl.soc.SoC`` (the
     soft-core engine running ``fw/``). ``rx_fifo_depth`` None: the design's default."""
+    link = {"timeout_cycles": timeout_cycles, "max_payload": max_payload}
+    if rx_fifo_depth is not None:
+        link["rx_fifo_depth"] = rx_fifo_depth
     if design == "soc":
         if core is not None:
             raise BoardError("--core applies to the 'top' design only")
         from hdl.soc import SoC
-        return SoC(params, clk_freq, baud, timeout_cycles=timeout_cycles,
-                   max_payload=max_payload,
-                   **({} if rx_fifo_depth is None else {"rx_fifo_depth": rx_fifo_depth}))
+        return SoC(params, clk_freq, baud, **link)
     if design != "top":
         raise BoardError(f"design must be one of {', '.join(DESIGNS)}, not {design!r}")
     from hdl.top import Top
@@ -111,8 +112,7 @@ def make_top(params, clk_freq, baud, *, design="top", core=None, timeout_cycles=
         except ImportError as exc:
             raise BoardError(f"hdl.core.LearningCore is not available ({exc}); run with "
                              f"--core tests.standin_core:StandInCore to test the link alone")
-    return Top(params, clk_freq, baud, core=core, timeout_cycles=timeout_cycles,
-               max_payload=max_payload, rx_fifo_depth=rx_fifo_depth or 512)
+    return Top(params, clk_freq, baud, core=core, **link)
 
 
 def build(params: FixedParams, clk_freq: int = DEFAULT_CLK, baud: int = DEFAULT_BAUD, *,
